@@ -30,7 +30,9 @@ class _QuietServer(uvicorn.Server):
 
 
 @contextmanager
-def serve_in_thread(app: Any, port: int | None = None, startup_timeout_s: float = 10.0) -> Iterator[str]:
+def serve_in_thread(
+    app: Any, port: int | None = None, startup_timeout_s: float = 10.0
+) -> Iterator[str]:
     """Serve `app` until the block exits; yields its base URL (`http://127.0.0.1:PORT`)."""
     port = port or free_port()
     config = uvicorn.Config(
