@@ -1,0 +1,103 @@
+"""The `newstore-connector` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from connector.logs import configure_logging
+from connector.settings import ConfigError, Settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+orders_app = typer.Typer(no_args_is_help=True, help="Order injection records and replays.")
+app.add_typer(orders_app, name="orders")
+console = Console()
+
+T = TypeVar("T")
+
+
+def run(coroutine_factory: Callable[[Settings], Awaitable[T]]) -> T:
+    """Run one async command; a configuration error is a clear message and exit code 2."""
+    configure_logging("WARNING")
+    try:
+        return asyncio.run(coroutine_factory(Settings()))
+    except ConfigError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+
+
+@orders_app.command("show")
+def orders_show(order_id: str) -> None:
+    """Print the injection record of one order."""
+
+    async def show(settings: Settings) -> dict[str, Any] | None:
+        from event.app import build_injector, close_injector
+
+        injector = build_injector(settings)
+        try:
+            return await injector.records.get(order_id)
+        finally:
+            await close_injector(injector)
+
+    record = run(show)
+    if record is None:
+        console.print(f"no record for order {order_id}")
+        raise typer.Exit(1)
+    console.print_json(json.dumps(record))
+
+
+@orders_app.command("failed")
+def orders_failed(limit: int = typer.Option(100, help="at most this many")) -> None:
+    """List the orders whose injection failed permanently."""
+
+    async def failed(settings: Settings) -> list[dict[str, Any]]:
+        from event.app import build_injector, close_injector
+
+        injector = build_injector(settings)
+        try:
+            return await injector.records.failed(limit)
+        finally:
+            await close_injector(injector)
+
+    records = run(failed)
+    table = Table("order id", "reason", "attempts", "updated at", "error")
+    for record in records:
+        error = record.get("error") or {}
+        table.add_row(
+            record["order_id"],
+            str(record.get("reason")),
+            str(record.get("attempts")),
+            str(record.get("updated_at")),
+            str(error.get("error_code") or error.get("message") or "")[:60],
+        )
+    console.print(table)
+    console.print(f"{len(records)} failed order(s)")
+
+
+@orders_app.command("replay")
+def orders_replay(order_id: str) -> None:
+    """Inject one order again, under the same outcome rules as the event app."""
+
+    async def replay(settings: Settings) -> dict[str, Any]:
+        from event.app import build_injector, close_injector
+
+        injector = build_injector(settings.validate_all())
+        try:
+            return (await injector.inject(order_id)).summary()
+        finally:
+            await close_injector(injector)
+
+    summary = run(replay)
+    console.print_json(json.dumps(summary))
+    if summary["outcome"] not in ("injected", "already_injected"):
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()

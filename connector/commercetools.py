@@ -1,0 +1,165 @@
+"""One async commercetools HTTP API client (orders, custom objects, subscriptions)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from connector.http import (
+    ApiClient,
+    NotFoundError,
+    RetryPolicy,
+    Token,
+    TokenCache,
+    UpstreamError,
+    classify_status,
+    post_token_form,
+    retry_after_seconds,
+)
+from connector.settings import CommercetoolsSettings
+
+SERVICE = "commercetools"
+# Retried in-request: the statuses that commercetools documents as temporary.
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+DEFAULT_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+
+
+class CommercetoolsError(UpstreamError):
+    """An error answer from commercetools, with its `errors[].code` list."""
+
+    def __init__(self, message: str, *, errors: list[dict[str, Any]], **kwargs: Any) -> None:
+        super().__init__(SERVICE, message, **kwargs)
+        self.errors = errors
+        self.codes = [str(e.get("code")) for e in errors]
+
+    @property
+    def current_version(self) -> int | None:
+        for error in self.errors:
+            if error.get("code") == "ConcurrentModification" and "currentVersion" in error:
+                return int(error["currentVersion"])
+        return None
+
+
+class CommercetoolsNotFound(CommercetoolsError, NotFoundError):
+    pass
+
+
+def parse_error(response: httpx.Response) -> CommercetoolsError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    errors = [e for e in body.get("errors", []) if isinstance(e, dict)]
+    message = str(body.get("message") or response.reason_phrase)[:300]
+    cls = CommercetoolsNotFound if response.status_code == 404 else CommercetoolsError
+    return cls(
+        message,
+        errors=errors,
+        status=response.status_code,
+        retry_after_s=retry_after_seconds(response),
+        **classify_status(response.status_code, RETRY_STATUSES),
+    )
+
+
+class CommercetoolsClient:
+    def __init__(
+        self,
+        settings: CommercetoolsSettings,
+        http: httpx.AsyncClient | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.settings = settings
+        self.http = http or httpx.AsyncClient(
+            timeout=DEFAULT_TIMEOUT, limits=httpx.Limits(max_connections=100)
+        )
+        self.project_url = f"{settings.api_base}/{settings.project_key}"
+        self.api = ApiClient(
+            SERVICE,
+            self.http,
+            TokenCache(self._fetch_token),
+            retry or RetryPolicy(),
+            parse_error,
+            auth_failure_statuses=frozenset({401}),
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def _fetch_token(self) -> Token:
+        data = {"grant_type": "client_credentials"}
+        if self.settings.scope:
+            data["scope"] = self.settings.scope
+        return await post_token_form(
+            self.http,
+            SERVICE,
+            f"{self.settings.auth_base}/oauth/token",
+            data,
+            auth=(self.settings.client_id, self.settings.client_secret.get_secret_value()),
+        )
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self.api.request(method, f"{self.project_url}{path}", **kwargs)
+        return response.json()
+
+    # --- orders ---------------------------------------------------------------------------
+
+    async def get_order(self, order_id: str, expand: Sequence[str] = ()) -> dict[str, Any]:
+        return dict(await self._json("GET", f"/orders/{order_id}", params=_expand(expand)))
+
+    # --- custom objects ---------------------------------------------------------------------
+
+    async def get_custom_object(self, container: str, key: str) -> dict[str, Any] | None:
+        try:
+            return dict(await self._json("GET", f"/custom-objects/{container}/{key}"))
+        except CommercetoolsNotFound:
+            return None
+
+    async def put_custom_object(
+        self, container: str, key: str, value: Any, version: int | None = None
+    ) -> dict[str, Any]:
+        """Create or replace; with `version`, only if the stored version still matches."""
+        body: dict[str, Any] = {"container": container, "key": key, "value": value}
+        if version is not None:
+            body["version"] = version
+        return dict(await self._json("POST", "/custom-objects", json=body))
+
+    async def query_custom_objects(
+        self,
+        container: str,
+        where: Sequence[str] = (),
+        limit: int = 100,
+        sort: str = "key asc",
+    ) -> list[dict[str, Any]]:
+        params: list[tuple[str, str | int]] = [("limit", limit), ("sort", sort)]
+        params += [("where", w) for w in where]
+        params.append(("withTotal", "false"))
+        page = await self._json("GET", f"/custom-objects/{container}", params=params)
+        return list(page.get("results", []))
+
+    # --- subscriptions -----------------------------------------------------------------------
+
+    async def get_subscription(self, key: str) -> dict[str, Any] | None:
+        try:
+            return dict(await self._json("GET", f"/subscriptions/key={key}"))
+        except CommercetoolsNotFound:
+            return None
+
+    async def create_subscription(self, draft: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self._json("POST", "/subscriptions", json=draft))
+
+    async def update_subscription(
+        self, key: str, version: int, actions: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        body = {"version": version, "actions": actions}
+        return dict(await self._json("POST", f"/subscriptions/key={key}", json=body))
+
+    async def delete_subscription(self, key: str, version: int) -> None:
+        await self._json("DELETE", f"/subscriptions/key={key}", params={"version": version})
+
+
+def _expand(paths: Sequence[str]) -> list[tuple[str, str]]:
+    return [("expand", path) for path in paths]

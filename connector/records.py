@@ -1,0 +1,81 @@
+"""Durable order outcome records, kept as commercetools Custom Objects.
+
+One object per order (`container/<order id>`), in a container that the connector owns, so
+that an operator can find every failure with `newstore-connector orders failed` and replay
+it with `newstore-connector orders replay ORDER_ID`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from connector.commercetools import CommercetoolsClient, CommercetoolsError
+
+
+class RecordStatus(StrEnum):
+    INJECTED = "injected"
+    ALREADY_INJECTED = "already_injected"
+    RETRYING = "retrying"  # transient failures so far; Pub/Sub is redelivering
+    FAILED = "failed"  # permanent: acknowledged, waiting for an operator
+
+
+MAX_VERSION_CONFLICTS = 3
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class OrderRecords:
+    def __init__(self, ctp: CommercetoolsClient, container: str) -> None:
+        self.ctp = ctp
+        self.container = container
+
+    async def get(self, order_id: str) -> dict[str, Any] | None:
+        stored = await self.ctp.get_custom_object(self.container, order_id)
+        return stored["value"] if stored else None
+
+    async def failed(self, limit: int = 100) -> list[dict[str, Any]]:
+        objects = await self.ctp.query_custom_objects(
+            self.container, where=[f'value(status = "{RecordStatus.FAILED}")'], limit=limit
+        )
+        return [o["value"] for o in objects]
+
+    async def write_success(
+        self, order_id: str, status: RecordStatus, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A blind write: one request on the hot path, whatever was recorded before."""
+        value = {"order_id": order_id, "status": status, **fields, "updated_at": now_iso()}
+        await self.ctp.put_custom_object(self.container, order_id, value)
+        return value
+
+    async def add_attempt(
+        self, order_id: str, fields_for: Callable[[int], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Count one more failed attempt; read-modify-write, safe against concurrent writers.
+
+        `fields_for(attempts)` gives the record's fields (status included) for the new count,
+        so that a caller can change its verdict once the attempts run out.
+        """
+        for _ in range(MAX_VERSION_CONFLICTS):
+            stored = await self.ctp.get_custom_object(self.container, order_id)
+            previous = stored["value"] if stored else {}
+            attempts = int(previous.get("attempts", 0)) + 1
+            value = {
+                "order_id": order_id,
+                **fields_for(attempts),
+                "attempts": attempts,
+                "first_failed_at": previous.get("first_failed_at") or now_iso(),
+                "updated_at": now_iso(),
+            }
+            version = stored["version"] if stored else 0
+            try:
+                await self.ctp.put_custom_object(self.container, order_id, value, version)
+                return value
+            except CommercetoolsError as error:
+                if "ConcurrentModification" not in error.codes:
+                    raise
+        raise RuntimeError(f"record {order_id}: too many concurrent updates")

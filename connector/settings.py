@@ -1,0 +1,145 @@
+"""Configuration from environment variables (and a `.env` file for local runs).
+
+Every variable is validated at start-up; a missing or invalid one stops the app with
+`ConfigError`, whose message names the variable and says what is wrong. Secrets are
+`SecretStr`, so they print as `**********` in logs, errors and reprs.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Literal, TypeVar
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Region = Literal[
+    "europe-west1.gcp",
+    "us-central1.gcp",
+    "australia-southeast1.gcp",
+    "eu-central-1.aws",
+    "us-east-2.aws",
+]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message is safe to print (no secret values)."""
+
+
+def _config(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(
+        env_prefix=prefix, env_file=".env", extra="ignore", case_sensitive=False
+    )
+
+
+class CommercetoolsSettings(BaseSettings):
+    model_config = _config("CTP_")
+
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    project_key: str = Field(min_length=1)
+    scope: str | None = None
+    region: Region | None = None
+    api_url: AnyHttpUrl | None = None
+    auth_url: AnyHttpUrl | None = None
+
+    @model_validator(mode="after")
+    def _hosts_known(self) -> CommercetoolsSettings:
+        if self.region is None and (self.api_url is None or self.auth_url is None):
+            raise ValueError("set CTP_REGION, or both CTP_API_URL and CTP_AUTH_URL")
+        return self
+
+    @property
+    def api_base(self) -> str:
+        return _base(self.api_url, f"https://api.{self.region}.commercetools.com")
+
+    @property
+    def auth_base(self) -> str:
+        return _base(self.auth_url, f"https://auth.{self.region}.commercetools.com")
+
+
+class NewStoreSettings(BaseSettings):
+    model_config = _config("NEW_STORE_")
+
+    base_url: AnyHttpUrl
+    shop: str = Field(min_length=1)
+    username: str | None = None
+    password: SecretStr | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    token_url: AnyHttpUrl | None = None
+
+    @model_validator(mode="after")
+    def _one_auth_flow(self) -> NewStoreSettings:
+        if not self.uses_client_credentials and not (self.username and self.password):
+            raise ValueError(
+                "set NEW_STORE_USERNAME and NEW_STORE_PASSWORD, or all of "
+                "NEW_STORE_CLIENT_ID, NEW_STORE_CLIENT_SECRET and NEW_STORE_TOKEN_URL"
+            )
+        return self
+
+    @property
+    def uses_client_credentials(self) -> bool:
+        return bool(self.client_id and self.client_secret and self.token_url)
+
+    @property
+    def api_base(self) -> str:
+        return _base(self.base_url, "")
+
+
+class OrderSettings(BaseSettings):
+    """How orders are mapped and recorded (all optional)."""
+
+    model_config = _config("")
+
+    new_store_external_id_source: Literal["id", "orderNumber"] = "id"
+    new_store_channel_type: Literal["web", "mobile", "store"] = "web"
+    new_store_channel_name: str = Field("commercetools", min_length=1, max_length=64)
+    new_store_default_locale: str = Field("en-US", min_length=2)
+    order_record_successes: bool = True
+    order_records_container: str = Field("newstore-connector-orders", pattern=r"^[-_~.a-zA-Z0-9]+$")
+    order_max_transient_attempts: int = Field(50, ge=1)
+
+
+class Settings:
+    """All settings; each group is validated on first use, so a command that needs only
+    commercetools (the deploy scripts) does not demand NewStore variables."""
+
+    @cached_property
+    def commercetools(self) -> CommercetoolsSettings:
+        return _load(CommercetoolsSettings, "CTP_")
+
+    @cached_property
+    def newstore(self) -> NewStoreSettings:
+        return _load(NewStoreSettings, "NEW_STORE_")
+
+    @cached_property
+    def orders(self) -> OrderSettings:
+        return _load(OrderSettings, "")
+
+    def validate_all(self) -> Settings:
+        _ = self.commercetools, self.newstore, self.orders
+        return self
+
+
+SettingsGroup = TypeVar("SettingsGroup", bound=BaseSettings)
+
+
+def _load(cls: type[SettingsGroup], prefix: str) -> SettingsGroup:
+    try:
+        return cls()
+    except ValidationError as error:
+        raise ConfigError(_describe(error, prefix)) from None
+
+
+def _describe(error: ValidationError, prefix: str) -> str:
+    problems = []
+    for issue in error.errors(include_input=False, include_url=False):
+        field = ".".join(str(part) for part in issue["loc"])
+        variable = f"{prefix}{field}".upper() if field else f"{prefix}*"
+        problems.append(f"{variable}: {issue['msg']}")
+    return "invalid configuration: " + "; ".join(problems)
+
+
+def _base(url: AnyHttpUrl | None, default: str) -> str:
+    return (str(url) if url else default).rstrip("/")

@@ -1,0 +1,96 @@
+"""Parse a Pub/Sub push request carrying a commercetools message (Platform or CloudEvents)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+CLOUDEVENT_ORDER_CREATED = "com.commercetools.order.message.OrderCreated"
+
+
+class EnvelopeError(ValueError):
+    """The push request is not a usable Pub/Sub envelope; the message says why."""
+
+
+class MessageKind(StrEnum):
+    ORDER_CREATED = "order_created"
+    SUBSCRIPTION_TEST = "subscription_test"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    message_id: str | None
+    kind: MessageKind
+    message_type: str
+    order_id: str | None = None
+
+
+def parse_push(body: bytes) -> Delivery:
+    envelope = _json_object(body, "request body")
+    message = envelope.get("message")
+    if not isinstance(message, dict):
+        raise EnvelopeError("not a Pub/Sub push envelope: no 'message' object")
+    message_id = message.get("messageId") or message.get("message_id")
+    data = message.get("data")
+    if not isinstance(data, str) or not data:
+        raise EnvelopeError("the Pub/Sub message has no 'data'")
+    try:
+        decoded = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise EnvelopeError("message.data is not valid base64") from None
+    return _classify(_json_object(decoded, "message.data"), message_id)
+
+
+def _classify(payload: dict[str, Any], message_id: str | None) -> Delivery:
+    if "specversion" in payload:  # CloudEvents 1.0, structured mode
+        inner = payload.get("data")
+        event_type = str(payload.get("type", ""))
+        if event_type == CLOUDEVENT_ORDER_CREATED:
+            platform = inner if isinstance(inner, dict) else {}
+            order_id = payload.get("subject") or _resource_id(platform)
+            return _order_created(message_id, event_type, order_id)
+        return _not_an_order(message_id, event_type, inner if isinstance(inner, dict) else {})
+    message_type = str(payload.get("type") or payload.get("notificationType") or "")
+    if payload.get("notificationType") == "Message" and payload.get("type") == "OrderCreated":
+        return _order_created(message_id, message_type, _resource_id(payload))
+    return _not_an_order(message_id, message_type, payload)
+
+
+def _order_created(message_id: str | None, message_type: str, order_id: Any) -> Delivery:
+    if not isinstance(order_id, str) or not order_id:
+        raise EnvelopeError("OrderCreated message without an order id")
+    return Delivery(message_id, MessageKind.ORDER_CREATED, message_type, order_id)
+
+
+def _not_an_order(message_id: str | None, message_type: str, payload: dict[str, Any]) -> Delivery:
+    resource = payload.get("resource") or {}
+    is_test = (
+        payload.get("notificationType") == "ResourceCreated"
+        and isinstance(resource, dict)
+        and resource.get("typeId") == "subscription"
+    )
+    kind = MessageKind.SUBSCRIPTION_TEST if is_test else MessageKind.OTHER
+    return Delivery(message_id, kind, message_type or "unknown")
+
+
+def _resource_id(platform_message: dict[str, Any]) -> Any:
+    resource = platform_message.get("resource")
+    if isinstance(resource, dict) and resource.get("typeId") == "order":
+        return resource.get("id")
+    order = platform_message.get("order")
+    return order.get("id") if isinstance(order, dict) else None
+
+
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise EnvelopeError(f"{what} is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise EnvelopeError(f"{what} is not a JSON object")
+    return value

@@ -1,0 +1,233 @@
+"""Inject one order: fetch -> map -> inject -> record, under the outcome policy.
+
+- injected: NewStore answered 200 -> 200.
+- already_injected: NewStore said same_order_injection_with_different_data -> 200.
+- failed: permanent (no such order, unmappable, NewStore 4xx), or still transient after
+  ORDER_MAX_TRANSIENT_ATTEMPTS -> 200, and recorded.
+- retry: transient (5xx, 429, timeouts, network, auth) -> 503, so Pub/Sub redelivers.
+
+Acknowledging a permanent failure stops Pub/Sub from looping for 7 days; the record in
+commercetools keeps it findable and replayable, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from connector.commercetools import CommercetoolsClient
+from connector.http import NotFoundError, UpstreamError
+from connector.newstore import ALREADY_INJECTED, NewStoreClient, NewStoreError
+from connector.records import OrderRecords, RecordStatus
+from connector.settings import OrderSettings
+from event.errors import MappingError
+from event.mapping import MappingOptions, map_order, payload_to_json
+from event.order import ORDER_EXPANSIONS, Order
+
+log = structlog.get_logger("event")
+
+# Pub/Sub's ack deadline is 10 s: the work gets 7 s, recording an outcome up to 2 more.
+WORK_BUDGET_S = 7.0
+RECORD_BUDGET_S = 2.0
+
+
+class Outcome(StrEnum):
+    INJECTED = "injected"
+    ALREADY_INJECTED = "already_injected"
+    FAILED = "failed"
+    RETRY = "retry"
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    order_id: str
+    newstore_order_id: str | None = None
+    reason: str | None = None
+    error: dict[str, Any] | None = None
+    attempts: int | None = None
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.outcome is not Outcome.RETRY
+
+    def summary(self) -> dict[str, Any]:
+        fields = {
+            "outcome": self.outcome.value,
+            "order_id": self.order_id,
+            "newstore_order_id": self.newstore_order_id,
+            "reason": self.reason,
+            "error": self.error,
+            "attempts": self.attempts,
+        }
+        return {k: v for k, v in fields.items() if v is not None}
+
+
+class Permanent(Exception):
+    def __init__(self, reason: str, error: dict[str, Any]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.error = error
+
+
+class OrderInjector:
+    def __init__(
+        self,
+        ctp: CommercetoolsClient,
+        newstore: NewStoreClient,
+        settings: OrderSettings,
+        shop: str,
+    ) -> None:
+        self.ctp = ctp
+        self.newstore = newstore
+        self.settings = settings
+        self.records = OrderRecords(ctp, settings.order_records_container)
+        self.options = MappingOptions(
+            shop=shop,
+            channel_type=settings.new_store_channel_type,
+            channel_name=settings.new_store_channel_name,
+            default_locale=settings.new_store_default_locale,
+            external_id_source=settings.new_store_external_id_source,
+        )
+        self._in_flight: dict[str, asyncio.Task[Result]] = {}
+
+    async def inject(self, order_id: str, message_id: str | None = None) -> Result:
+        """Concurrent deliveries of one order in this process share a single injection."""
+        task = self._in_flight.get(order_id)
+        if task is None:
+            task = asyncio.create_task(self._inject_once(order_id, message_id))
+            self._in_flight[order_id] = task
+            task.add_done_callback(lambda _: self._in_flight.pop(order_id, None))
+        return await asyncio.shield(task)
+
+    async def _inject_once(self, order_id: str, message_id: str | None) -> Result:
+        context = {"message_id": message_id} if message_id else {}
+        try:
+            async with asyncio.timeout(WORK_BUDGET_S):
+                return await self._fetch_map_inject(order_id, context)
+        except Permanent as failure:
+            return await self._record_permanent(order_id, failure, context)
+        except (UpstreamError, TimeoutError) as error:
+            return await self._record_transient(order_id, _error_record(error), context)
+        except Exception as error:  # a bug must not drop the order: retry, count, then park it
+            log.exception("unexpected error", order_id=order_id)
+            return await self._record_transient(order_id, _error_record(error), context)
+
+    async def _fetch_map_inject(self, order_id: str, context: dict[str, Any]) -> Result:
+        payload = await self._payload(order_id)
+        try:
+            created = await self.newstore.fulfill_order(payload_to_json(payload))
+        except NewStoreError as error:
+            if error.error_code == ALREADY_INJECTED:
+                return await self._record_already_injected(order_id, payload, context)
+            if error.transient:
+                raise
+            raise Permanent("newstore_rejected", error.as_record()) from None
+        return await self._record_injected(order_id, payload, str(created.get("id")), context)
+
+    async def _payload(self, order_id: str) -> dict[str, Any]:
+        try:
+            order_json = await self.ctp.get_order(order_id, ORDER_EXPANSIONS)
+        except NotFoundError:
+            error = {"message": "no such order in commercetools"}
+            raise Permanent("order_not_found", error) from None
+        try:
+            order = Order.model_validate(order_json)
+            return map_order(order, self.options)
+        except ValidationError as error:
+            detail = f"{error.error_count()} field error(s), first at {_first_location(error)}"
+            raise Permanent("unreadable_order", {"message": detail}) from None
+        except MappingError as error:
+            raise Permanent(error.reason, {"message": error.message}) from None
+
+    # --- recording ----------------------------------------------------------------------
+
+    async def _record_injected(
+        self, order_id: str, payload: dict[str, Any], newstore_id: str, context: dict[str, Any]
+    ) -> Result:
+        if self.settings.order_record_successes:
+            fields = {
+                "external_id": payload["external_id"],
+                "newstore_order_id": newstore_id,
+                **context,
+            }
+            await self.records.write_success(order_id, RecordStatus.INJECTED, fields)
+        return Result(Outcome.INJECTED, order_id, newstore_order_id=newstore_id)
+
+    async def _record_already_injected(
+        self, order_id: str, payload: dict[str, Any], context: dict[str, Any]
+    ) -> Result:
+        previous = await self.records.get(order_id)
+        if previous and previous.get("status") == RecordStatus.INJECTED:
+            newstore_id = previous.get("newstore_order_id")
+            return Result(Outcome.ALREADY_INJECTED, order_id, newstore_order_id=newstore_id)
+        fields = {"external_id": payload["external_id"], **context}
+        await self.records.write_success(order_id, RecordStatus.ALREADY_INJECTED, fields)
+        return Result(Outcome.ALREADY_INJECTED, order_id)
+
+    async def _record_permanent(
+        self, order_id: str, failure: Permanent, context: dict[str, Any]
+    ) -> Result:
+        fields = {
+            "status": RecordStatus.FAILED,
+            "reason": failure.reason,
+            "error": failure.error,
+            **context,
+        }
+        try:
+            async with asyncio.timeout(RECORD_BUDGET_S):
+                record = await self.records.add_attempt(order_id, lambda _: fields)
+        except (UpstreamError, TimeoutError) as error:
+            # Without a record an ack would lose the order: let Pub/Sub redeliver instead.
+            log.warning("could not record a permanent failure", order_id=order_id, error=str(error))
+            return Result(Outcome.RETRY, order_id, reason=failure.reason, error=failure.error)
+        return Result(
+            Outcome.FAILED,
+            order_id,
+            reason=failure.reason,
+            error=failure.error,
+            attempts=record["attempts"],
+        )
+
+    async def _record_transient(
+        self, order_id: str, error: dict[str, Any], context: dict[str, Any]
+    ) -> Result:
+        """Count the attempt; past the limit, park the order as failed and stop the loop."""
+        limit = self.settings.order_max_transient_attempts
+
+        def fields_for(attempts: int) -> dict[str, Any]:
+            exhausted = attempts >= limit
+            return {
+                "status": RecordStatus.FAILED if exhausted else RecordStatus.RETRYING,
+                "reason": "transient_attempts_exhausted" if exhausted else "transient_failure",
+                "error": error,
+                **context,
+            }
+
+        try:
+            async with asyncio.timeout(RECORD_BUDGET_S):
+                record = await self.records.add_attempt(order_id, fields_for)
+        except (UpstreamError, TimeoutError):
+            return Result(Outcome.RETRY, order_id, reason="transient_failure", error=error)
+        outcome = Outcome.FAILED if record["status"] == RecordStatus.FAILED else Outcome.RETRY
+        return Result(
+            outcome, order_id, reason=record["reason"], error=error, attempts=record["attempts"]
+        )
+
+
+def _error_record(error: BaseException) -> dict[str, Any]:
+    if isinstance(error, UpstreamError):
+        return error.as_record()
+    if isinstance(error, TimeoutError):
+        return {"message": f"no answer within the {WORK_BUDGET_S:g} s budget"}
+    return {"message": f"unexpected {type(error).__name__}"}
+
+
+def _first_location(error: ValidationError) -> str:
+    first = error.errors(include_input=False, include_url=False)[0]
+    return ".".join(str(part) for part in first["loc"]) or "(root)"
