@@ -37,13 +37,10 @@ def orders_show(order_id: str) -> None:
     """Print the injection record of one order."""
 
     async def show(settings: Settings) -> dict[str, Any] | None:
-        from event.app import build_injector, close_injector
+        from event.app import build_injector
 
-        injector = build_injector(settings)
-        try:
+        async with build_injector(settings) as injector:
             return await injector.records.get(order_id)
-        finally:
-            await close_injector(injector)
 
     record = run(show)
     if record is None:
@@ -57,13 +54,10 @@ def orders_failed(limit: int = typer.Option(100, help="at most this many")) -> N
     """List the orders whose injection failed permanently."""
 
     async def failed(settings: Settings) -> list[dict[str, Any]]:
-        from event.app import build_injector, close_injector
+        from event.app import build_injector
 
-        injector = build_injector(settings)
-        try:
+        async with build_injector(settings) as injector:
             return await injector.records.failed(limit)
-        finally:
-            await close_injector(injector)
 
     records = run(failed)
     table = Table("order id", "reason", "attempts", "updated at", "error")
@@ -85,18 +79,46 @@ def orders_replay(order_id: str) -> None:
     """Inject one order again, under the same outcome rules as the event app."""
 
     async def replay(settings: Settings) -> dict[str, Any]:
-        from event.app import build_injector, close_injector
+        from event.app import build_injector
 
-        injector = build_injector(settings.validate_all())
-        try:
+        async with build_injector(settings.validate_all()) as injector:
             return (await injector.inject(order_id)).summary()
-        finally:
-            await close_injector(injector)
 
     summary = run(replay)
     console.print_json(json.dumps(summary))
     if summary["outcome"] not in ("injected", "already_injected"):
         raise typer.Exit(1)
+
+
+@app.command("post-deploy")
+def post_deploy_command() -> None:
+    """Create or update the OrderCreated subscription (Connect's postDeploy)."""
+    from connector import deploy
+    from connector.commercetools import CommercetoolsClient
+
+    async def post_deploy(settings: Settings) -> deploy.DeployResult:
+        async with CommercetoolsClient(settings.commercetools) as ctp:
+            return await deploy.post_deploy(ctp, deploy.process_env())
+
+    try:
+        result = run(post_deploy)
+    except deploy.DeployConfigError as error:
+        console.print(f"[red]post-deploy: {error}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"subscription {deploy.SUBSCRIPTION_KEY}: {result.action}")
+
+
+@app.command("pre-undeploy")
+def pre_undeploy_command() -> None:
+    """Delete the OrderCreated subscription (Connect's preUndeploy); fine if there is none."""
+    from connector import deploy
+    from connector.commercetools import CommercetoolsClient
+
+    async def pre_undeploy(settings: Settings) -> deploy.DeployResult:
+        async with CommercetoolsClient(settings.commercetools) as ctp:
+            return await deploy.pre_undeploy(ctp)
+
+    console.print(f"subscription {deploy.SUBSCRIPTION_KEY}: {run(pre_undeploy).action}")
 
 
 def main() -> None:

@@ -130,7 +130,7 @@ class RetryPolicy:
         if isinstance(error, UpstreamError) and error.retry_after_s is not None:
             return error.retry_after_s
         backoff = wait_exponential_jitter(
-            initial=self.initial_backoff_s, max=self.max_backoff_s, jitter=self.initial_backoff_s
+            multiplier=self.initial_backoff_s, max=self.max_backoff_s, jitter=self.initial_backoff_s
         )
         return float(backoff(state))
 

@@ -36,11 +36,6 @@ def build_injector(settings: Settings) -> OrderInjector:
     )
 
 
-async def close_injector(injector: OrderInjector) -> None:
-    await injector.ctp.aclose()
-    await injector.newstore.aclose()
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise SystemExit(1) from None
         app.state.injector = build_injector(loaded)
         yield
-        await close_injector(app.state.injector)
+        await app.state.injector.aclose()
 
     app = FastAPI(title="newstore-connector event app", lifespan=lifespan)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
 import structlog
 from pydantic import ValidationError
@@ -95,6 +95,16 @@ class OrderInjector:
             external_id_source=settings.new_store_external_id_source,
         )
         self._in_flight: dict[str, asyncio.Task[Result]] = {}
+
+    async def aclose(self) -> None:
+        await self.ctp.aclose()
+        await self.newstore.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
 
     async def inject(self, order_id: str, message_id: str | None = None) -> Result:
         """Concurrent deliveries of one order in this process share a single injection."""
