@@ -24,6 +24,8 @@ def configure_logging(level: str = "INFO") -> None:
         return
     _configured = True
     logging.basicConfig(stream=sys.stdout, level=level, format="%(message)s")
+    # httpx logs every request at INFO, as plain text; the delivery line says what matters.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

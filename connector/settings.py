@@ -103,7 +103,20 @@ class OrderSettings(BaseSettings):
 
 class Settings:
     """All settings; each group is validated on first use, so a command that needs only
-    commercetools (the deploy scripts) does not demand NewStore variables."""
+    commercetools (the deploy scripts) does not demand NewStore variables.
+
+    Groups given to the constructor are used as they are (the sandbox and tests do that).
+    """
+
+    def __init__(
+        self,
+        commercetools: CommercetoolsSettings | None = None,
+        newstore: NewStoreSettings | None = None,
+        orders: OrderSettings | None = None,
+    ) -> None:
+        given = {"commercetools": commercetools, "newstore": newstore, "orders": orders}
+        # cached_property reads the instance dict first, so a given group wins.
+        self.__dict__.update({name: group for name, group in given.items() if group})
 
     @cached_property
     def commercetools(self) -> CommercetoolsSettings:

@@ -1,0 +1,247 @@
+"""The event app over real HTTP, against the emulators: one test per outcome class."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import httpx
+
+from sandbox.stack import Stack
+from tests.helpers import order_created_message, push_envelope, store_order
+
+
+def deliver(event: httpx.Client, order_id: str, **kwargs: Any) -> httpx.Response:
+    return event.post("/event", json=push_envelope(order_created_message(order_id, **kwargs)))
+
+
+def newstore_orders(stack: Stack) -> dict[str, Any]:
+    return {o.external_id: o for o in stack.newstore.orders.values()}
+
+
+def record(stack: Stack, order_id: str) -> dict[str, Any]:
+    stored = stack.ctp.get_custom_object("newstore-connector-orders", order_id)
+    return dict(stored["value"])
+
+
+def set_controls(url: str, **controls: Any) -> None:
+    httpx.put(f"{url}/_sandbox/controls", json=controls).raise_for_status()
+
+
+def test_health_needs_no_upstream(event: httpx.Client) -> None:
+    assert event.get("/health").json() == {"status": "ok"}
+
+
+def test_order_is_injected_and_recorded(stack: Stack, event: httpx.Client) -> None:
+    order_id = store_order(stack, 1)
+
+    response = deliver(event, order_id)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["outcome"] == "injected"
+    injected = newstore_orders(stack)[order_id]
+    assert body["newstore_order_id"] == injected.id
+    assert record(stack, order_id)["status"] == "injected"
+    assert record(stack, order_id)["newstore_order_id"] == injected.id
+
+
+def test_cloudevents_format_is_injected(stack: Stack, event: httpx.Client) -> None:
+    order_id = store_order(stack, 2)
+
+    response = deliver(event, order_id, cloud_events=True)
+
+    assert response.json()["outcome"] == "injected"
+    assert order_id in newstore_orders(stack)
+
+
+def test_redelivery_is_acknowledged_without_a_second_order(
+    stack: Stack, event: httpx.Client
+) -> None:
+    order_id = store_order(stack, 3)
+    first = deliver(event, order_id).json()
+
+    second = deliver(event, order_id)
+
+    assert second.status_code == 200
+    assert second.json()["newstore_order_id"] == first["newstore_order_id"]
+    assert len(newstore_orders(stack)) == 1
+
+
+def test_changed_order_is_already_injected(stack: Stack, event: httpx.Client) -> None:
+    order_id = store_order(stack, 4)
+    first = deliver(event, order_id).json()
+    stack.ctp.collections["order"].get(order_id)["customerEmail"] = "changed@example.com"
+
+    response = deliver(event, order_id)
+
+    assert response.status_code == 200
+    assert response.json()["outcome"] == "already_injected"
+    assert response.json()["newstore_order_id"] == first["newstore_order_id"]
+    assert len(newstore_orders(stack)) == 1
+
+
+def test_concurrent_duplicates_make_exactly_one_order(stack: Stack, event: httpx.Client) -> None:
+    order_id = store_order(stack, 5)
+    envelope = push_envelope(order_created_message(order_id), message_id="same-message")
+    answers: list[httpx.Response] = []
+    start = threading.Barrier(8)
+
+    def push() -> None:
+        with httpx.Client(base_url=str(event.base_url), timeout=30) as client:
+            start.wait()
+            answers.append(client.post("/event", json=envelope))
+
+    threads = [threading.Thread(target=push) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [a.status_code for a in answers] == [200] * 8
+    assert len(newstore_orders(stack)) == 1
+    assert len({a.json()["newstore_order_id"] for a in answers}) == 1
+
+
+def test_newstore_outage_is_retried_then_heals(stack: Stack, event: httpx.Client) -> None:
+    order_id = store_order(stack, 6)
+    set_controls(stack.newstore_url, fault_rate=1.0)
+
+    failing = deliver(event, order_id)
+
+    assert failing.status_code == 503
+    assert failing.json()["outcome"] == "retry"
+    assert record(stack, order_id) | {"status": "retrying", "attempts": 1} == record(
+        stack, order_id
+    )
+    set_controls(stack.newstore_url, fault_rate=0.0)
+
+    healed = deliver(event, order_id)
+
+    assert healed.status_code == 200 and healed.json()["outcome"] == "injected"
+    assert record(stack, order_id)["status"] == "injected"
+
+
+def test_newstore_rate_limit_is_transient(stack: Stack, event: httpx.Client) -> None:
+    order_id = store_order(stack, 7)
+    set_controls(stack.newstore_url, rate_limit_rate=1.0, retry_after_s=60)
+
+    response = deliver(event, order_id)
+
+    assert response.status_code == 503
+    assert response.json()["error"]["status"] == 429
+    assert order_id not in newstore_orders(stack)
+
+
+def test_lost_newstore_response_is_retried_into_the_same_order(
+    stack: Stack, event: httpx.Client
+) -> None:
+    order_id = store_order(stack, 8)
+    set_controls(stack.newstore_url, lost_response_rate=1.0)
+
+    assert deliver(event, order_id).status_code == 503  # stored, but the answer was lost
+    set_controls(stack.newstore_url, lost_response_rate=0.0)
+    healed = deliver(event, order_id)
+
+    assert healed.json()["outcome"] == "injected"
+    assert len(newstore_orders(stack)) == 1
+
+
+def test_commercetools_outage_is_transient(stack: Stack, event: httpx.Client) -> None:
+    order_id = store_order(stack, 9)
+    set_controls(stack.ctp_url, fault_rate=1.0)
+
+    response = deliver(event, order_id)
+
+    assert response.status_code == 503
+    assert response.json()["error"]["service"] == "commercetools"
+
+
+def test_unknown_order_is_a_recorded_permanent_failure(stack: Stack, event: httpx.Client) -> None:
+    response = deliver(event, "00000000-0000-0000-0000-000000000000")
+
+    assert response.status_code == 200
+    assert response.json()["outcome"] == "failed"
+    assert response.json()["reason"] == "order_not_found"
+    assert record(stack, "00000000-0000-0000-0000-000000000000")["attempts"] == 1
+
+
+def test_unmappable_order_is_recorded_and_counted(stack: Stack, event: httpx.Client) -> None:
+    order_id = store_order(stack, 10)
+    line = stack.ctp.collections["order"].get(order_id)["lineItems"][0]
+    del line["variant"]["sku"]
+
+    first = deliver(event, order_id)
+    second = deliver(event, order_id)
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert second.json()["reason"] == "missing_sku"
+    stored = record(stack, order_id)
+    assert (stored["status"], stored["reason"], stored["attempts"]) == ("failed", "missing_sku", 2)
+    assert newstore_orders(stack) == {}
+
+
+def test_order_beyond_newstore_limits_is_never_injected_partially(
+    stack: Stack, event: httpx.Client
+) -> None:
+    order_id = store_order(stack, 11)
+    stack.ctp.collections["order"].get(order_id)["lineItems"][0]["quantity"] = 101
+
+    response = deliver(event, order_id)
+
+    assert response.json()["reason"] == "order_too_large"
+    assert newstore_orders(stack) == {}
+
+
+def test_newstore_validation_error_is_recorded_with_its_details(
+    stack: Stack, event: httpx.Client
+) -> None:
+    order_id = store_order(stack, 12)
+    line = stack.ctp.collections["order"].get(order_id)["lineItems"][0]
+    line["variant"]["sku"] = "NOT-IN-NEWSTORE"
+
+    response = deliver(event, order_id)
+
+    assert response.status_code == 200
+    assert response.json()["reason"] == "newstore_rejected"
+    error = record(stack, order_id)["error"]
+    assert error["error_code"] == "product_not_found"
+    assert error["request_id"] and "NOT-IN-NEWSTORE" in error["message"]
+
+
+def test_transient_failures_are_parked_after_the_limit(stack: Stack, event: httpx.Client) -> None:
+    order_id = store_order(stack, 13)
+    set_controls(stack.newstore_url, fault_rate=1.0)
+    injector = stack.apps["event"].state.injector
+    injector.settings = injector.settings.model_copy(update={"order_max_transient_attempts": 2})
+
+    first, second = deliver(event, order_id), deliver(event, order_id)
+
+    assert (first.status_code, second.status_code) == (503, 200)
+    assert second.json()["reason"] == "transient_attempts_exhausted"
+    assert record(stack, order_id)["status"] == "failed"
+
+
+def test_subscription_test_message_and_other_messages_are_acked(event: httpx.Client) -> None:
+    test_message = {
+        "notificationType": "ResourceCreated",
+        "projectKey": "sandbox",
+        "resource": {"typeId": "subscription", "id": "s"},
+        "version": 1,
+    }
+    other = {**order_created_message("o"), "type": "OrderStateChanged"}
+
+    for message, kind in ((test_message, "subscription_test"), (other, "other")):
+        response = event.post("/event", json=push_envelope(message))
+        assert response.status_code == 200
+        assert response.json() == {"outcome": "ignored", "kind": kind}
+
+
+def test_malformed_push_request_is_a_clear_400(event: httpx.Client) -> None:
+    response = event.post("/event", content=b"{not json")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "malformed_push_request",
+        "detail": "request body is not valid JSON",
+    }

@@ -1,0 +1,567 @@
+"""The NewStore emulator behaves like NewStore where the connector depends on it."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import io
+import json
+import time
+import zipfile
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from sandbox.newstore import NewStoreEmulator, create_app
+
+BASE = "http://newstore.sandbox"
+NODES = ["DC01", "STORE01", "STORE02"]
+
+
+def order_payload(
+    external_id: str = "order-1",
+    *,
+    currency: str = "USD",
+    price: Any = 19.99,
+    items_per_shipment: int = 1,
+    shipments: int = 1,
+    service_level: bool = True,
+) -> dict[str, Any]:
+    def item(n: int) -> dict[str, Any]:
+        return {
+            "external_item_id": f"line-{n}",
+            "product_id": "P0000001",
+            "price": {
+                "item_price": price,
+                "item_list_price": price,
+                "item_tax_lines": [
+                    {"amount": 0, "rate": 0.19, "name": "VAT", "country_code": "DE"}
+                ],
+                "item_discount_info": [],
+                "item_order_discount_info": [],
+            },
+        }
+
+    def shipment() -> dict[str, Any]:
+        built: dict[str, Any] = {"items": [item(n) for n in range(items_per_shipment)]}
+        if service_level:
+            built["shipping_option"] = {"service_level_identifier": "GROUND", "price": 0, "tax": 0}
+        return built
+
+    shipment_list = [shipment() for _ in range(shipments)]
+    return {
+        "external_id": external_id,
+        "shop": "storefront",
+        "channel_type": "web",
+        "channel_name": "commercetools",
+        "shop_locale": "en-US",
+        "currency": currency,
+        "placed_at": "2024-05-01T10:00:00Z",
+        "price_method": "tax_included",
+        "customer_email": "jane@example.com",
+        "shipping_address": {
+            "country": "US",
+            "address_line_1": "1 Main St",
+            "address_line_2": "Apt 2",
+            "city": "Springfield",
+            "zip_code": "12345",
+        },
+        "shipments": shipment_list,
+        "payments": [
+            {
+                "type": "authorized",
+                "amount": 19.99,
+                "method": "credit_card",
+                "processor": "adyen",
+                "correlation_ref": "psp-1",
+                "processed_at": "2024-05-01T10:00:01Z",
+            }
+        ],
+    }
+
+
+async def bearer(client: httpx.AsyncClient) -> dict[str, str]:
+    reply = await client.post(
+        "/v0/token",
+        data={"grant_type": "password", "username": "sandbox-user", "password": "sandbox-password"},
+    )
+    assert reply.status_code == 200
+    return {"Authorization": f"Bearer {reply.json()['access_token']}"}
+
+
+@pytest.fixture
+def app() -> FastAPI:
+    return create_app()
+
+
+@pytest.fixture
+def emulator(app: FastAPI) -> NewStoreEmulator:
+    return app.state.emulator
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=BASE) as c:
+        c.headers.update(await bearer(c))
+        yield c
+
+
+def assert_newstore_error(reply: httpx.Response, status: int, error_code: str) -> dict[str, Any]:
+    body = reply.json()
+    assert reply.status_code == status, body
+    assert set(body) == {"error_code", "message", "request_id"}
+    assert body["error_code"] == error_code, body
+    return body
+
+
+# --- tokens -----------------------------------------------------------------------------
+
+
+async def test_password_token_works_until_expired_then_403(app: FastAPI) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=BASE) as c:
+        headers = await bearer(c)
+        ok = await c.get("/_/v0/hq/stocked_products", headers=headers)
+        assert ok.status_code == 200
+        assert (await c.post("/_sandbox/expire-tokens")).json()["expired"] == 1
+        denied = await c.get("/_/v0/hq/stocked_products", headers=headers)
+        assert_newstore_error(denied, 403, "token_expired")
+        fresh = await bearer(c)
+        assert (await c.get("/_/v0/hq/stocked_products", headers=fresh)).status_code == 200
+
+
+async def test_token_past_its_ttl_is_refused_with_403() -> None:
+    app = create_app(token_ttl_s=0)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=BASE) as c:
+        reply = await c.post("/v0/d/fulfill_order", json=order_payload(), headers=await bearer(c))
+        assert_newstore_error(reply, 403, "token_expired")
+
+
+async def test_missing_or_unknown_token_is_403(app: FastAPI) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=BASE) as c:
+        assert_newstore_error(await c.get("/_/v0/hq/stocked_products"), 403, "missing_token")
+        unknown = {"Authorization": "Bearer nope"}
+        reply = await c.get("/_/v0/hq/stocked_products", headers=unknown)
+        assert_newstore_error(reply, 403, "invalid_token")
+
+
+async def test_wrong_password_is_refused(app: FastAPI) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=BASE) as c:
+        reply = await c.post(
+            "/v0/token",
+            data={"grant_type": "password", "username": "sandbox-user", "password": "x"},
+        )
+        assert reply.status_code == 401
+        assert reply.json()["error"] == "invalid_grant"
+
+
+async def test_client_credentials_flow_keycloak_shapes() -> None:
+    app = create_app(tenant="acme", client_token_ttl_s=300)
+    path = "/auth/realms/acme/protocol/openid-connect/token"
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": "sandbox-client",
+        "client_secret": "sandbox-secret",
+    }
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=BASE) as c:
+        reply = await c.post(path, data=form)
+        assert reply.status_code == 200
+        body = reply.json()
+        assert body["token_type"] == "Bearer" and body["expires_in"] == 300
+        headers = {"Authorization": f"Bearer {body['access_token']}"}
+        assert (await c.get("/_/v0/hq/stocked_products", headers=headers)).status_code == 200
+
+        bad = await c.post(path, data=form | {"client_secret": "wrong"})
+        assert bad.status_code == 401
+        assert bad.json()["error"] == "invalid_client"
+        assert "error_description" in bad.json()
+        basic = await c.post(
+            path,
+            data={"grant_type": "client_credentials"},
+            auth=("sandbox-client", "sandbox-secret"),
+        )
+        assert basic.status_code == 200
+        wrong_realm = "/auth/realms/other/protocol/openid-connect/token"
+        assert (await c.post(wrong_realm, data=form)).status_code == 404
+
+
+# --- order injection: validation --------------------------------------------------------
+
+
+def _mutate(path: str, value: Any) -> dict[str, Any]:
+    """A valid payload with the value at a dotted path replaced (`...` deletes it)."""
+    payload = order_payload()
+    *parents, last = path.split(".")
+    target: Any = payload
+    for part in parents:
+        target = target[int(part)] if part.isdigit() else target[part]
+    key: Any = int(last) if last.isdigit() else last
+    if value is ...:
+        del target[key]
+    else:
+        target[key] = value
+    return payload
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "error_code", "field"),
+    [
+        ("external_id", ..., "missing_required_field", "external_id"),
+        ("external_id", "x" * 65, "invalid_field_value", "external_id"),
+        ("shop", ..., "missing_required_field", "shop"),
+        ("channel_type", "pos", "invalid_field_value", "channel_type"),
+        ("channel_name", 5, "invalid_field_type", "channel_name"),
+        ("shop_locale", ..., "missing_required_field", "shop_locale"),
+        ("currency", "XYZ", "invalid_currency", "currency"),
+        ("placed_at", "2024-05-01", "invalid_field_value", "placed_at"),
+        ("price_method", "gross", "invalid_field_value", "price_method"),
+        ("shipping_address.country", "USA", "invalid_field_value", "shipping_address.country"),
+        (
+            "shipping_address.address_line_1",
+            "y" * 129,
+            "invalid_field_value",
+            "shipping_address.address_line_1",
+        ),
+        ("shipments", [], "invalid_field_value", "shipments"),
+        (
+            "shipments.0.items.0.product_id",
+            ...,
+            "missing_required_field",
+            "shipments[0].items[0].product_id",
+        ),
+        (
+            "shipments.0.items.0.price.item_price",
+            "19.99",
+            "invalid_field_type",
+            "shipments[0].items[0].price.item_price",
+        ),
+        (
+            "shipments.0.items.0.price.item_tax_lines.0.rate",
+            1.5,
+            "invalid_field_value",
+            "shipments[0].items[0].price.item_tax_lines[0].rate",
+        ),
+        ("payments.0.type", "refund", "invalid_field_value", "payments[0].type"),
+        ("payments.0.amount", 0.0, "invalid_field_value", "payments[0].amount"),
+        ("payments.0.processor", ..., "missing_required_field", "payments[0].processor"),
+    ],
+)
+async def test_validation_errors_name_the_field(
+    client: httpx.AsyncClient, path: str, value: Any, error_code: str, field: str
+) -> None:
+    reply = await client.post("/v0/d/fulfill_order", json=_mutate(path, value))
+    body = assert_newstore_error(reply, 400, error_code)
+    assert body["message"].startswith(field) or f" {field}" in body["message"], body
+
+
+async def test_body_that_is_not_json_is_400(client: httpx.AsyncClient) -> None:
+    reply = await client.post("/v0/d/fulfill_order", content=b"{not json")
+    assert_newstore_error(reply, 400, "invalid_request_body")
+
+
+@pytest.mark.parametrize(
+    ("currency", "price", "accepted"),
+    [
+        ("JPY", 1200, True),
+        ("JPY", 1200.0, True),
+        ("JPY", 1200.5, False),
+        ("USD", 19.99, True),
+        ("USD", 0.5666666666666667, False),
+        ("USD", 19.999, False),
+        ("USD", 0.1 + 0.2, False),
+        ("EUR", 7, True),
+        ("KWD", 1.234, True),
+        ("KWD", 1.2345, False),
+    ],
+)
+async def test_money_decimals_follow_the_currency(
+    client: httpx.AsyncClient, currency: str, price: float, accepted: bool
+) -> None:
+    payload = order_payload(currency=currency, price=price)
+    payload["payments"][0]["amount"] = 10
+    reply = await client.post("/v0/d/fulfill_order", json=payload)
+    if accepted:
+        assert reply.status_code == 200, reply.json()
+    else:
+        body = assert_newstore_error(reply, 400, "invalid_money_precision")
+        assert "shipments[0].items[0].price.item_price" in body["message"]
+        assert currency in body["message"]
+
+
+async def test_tax_amount_precision_is_checked_too(client: httpx.AsyncClient) -> None:
+    payload = _mutate("shipments.0.items.0.price.item_tax_lines.0.amount", 3.191)
+    body = assert_newstore_error(
+        await client.post("/v0/d/fulfill_order", json=payload), 400, "invalid_money_precision"
+    )
+    assert "item_tax_lines[0].amount" in body["message"]
+
+
+async def test_item_and_shipment_limits(client: httpx.AsyncClient) -> None:
+    post = client.post
+    ok = await post("/v0/d/fulfill_order", json=order_payload("o-100", items_per_shipment=100))
+    assert ok.status_code == 200
+    assert len(ok.json()["items"]) == 100
+
+    too_many = order_payload("o-101", items_per_shipment=101)
+    reply = await post("/v0/d/fulfill_order", json=too_many)
+    assert "shipments[0].items" in assert_newstore_error(reply, 400, "too_many_items")["message"]
+
+    five = order_payload("o-5s", shipments=5, service_level=False)
+    assert (await post("/v0/d/fulfill_order", json=five)).status_code == 200
+    six = order_payload("o-6s", shipments=6, service_level=False)
+    assert_newstore_error(await post("/v0/d/fulfill_order", json=six), 400, "too_many_shipments")
+
+    two_with_level = order_payload("o-2sl", shipments=2, service_level=True)
+    reply = await post("/v0/d/fulfill_order", json=two_with_level)
+    assert_newstore_error(reply, 400, "single_shipment_required")
+
+
+async def test_unknown_product_refused_once_a_catalog_is_seeded(
+    client: httpx.AsyncClient, emulator: NewStoreEmulator
+) -> None:
+    emulator.set_stock([{"product_id": "P9", "fulfillment_node_id": "DC01", "atp": 1}])
+    reply = await client.post("/v0/d/fulfill_order", json=order_payload())
+    body = assert_newstore_error(reply, 400, "product_not_found")
+    assert "shipments[0].items[0].product_id" in body["message"]
+
+    await client.patch("/_sandbox/emulator-controls", json={"validate_products": False})
+    assert (await client.post("/v0/d/fulfill_order", json=order_payload())).status_code == 200
+
+
+# --- order injection: idempotency -------------------------------------------------------
+
+
+async def test_same_payload_twice_returns_the_same_answer(client: httpx.AsyncClient) -> None:
+    first = await client.post("/v0/d/fulfill_order", json=order_payload(items_per_shipment=3))
+    second = await client.post("/v0/d/fulfill_order", json=order_payload(items_per_shipment=3))
+    assert first.status_code == second.status_code == 200
+    assert first.json() == second.json()
+    body = first.json()
+    assert body["external_id"] == "order-1"
+    assert [i["external_item_id"] for i in body["items"]] == ["line-0", "line-1", "line-2"]
+    assert len({i["id"] for i in body["items"]}) == 3
+    listing = (await client.get("/_sandbox/orders")).json()
+    assert listing["count"] == 1
+    assert listing["orders"][0]["id"] == body["id"]
+    single = (await client.get("/_sandbox/orders/order-1")).json()
+    assert single["payload"] == order_payload(items_per_shipment=3)
+
+
+async def test_different_payload_for_known_external_id_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (await client.post("/v0/d/fulfill_order", json=order_payload())).status_code == 200
+    changed = order_payload()
+    changed["customer_email"] = "other@example.com"
+    reply = await client.post("/v0/d/fulfill_order", json=changed)
+    assert_newstore_error(reply, 400, "same_order_injection_with_different_data")
+    assert (await client.get("/_sandbox/orders")).json()["count"] == 1
+
+
+async def test_concurrent_identical_injections_make_one_order(
+    client: httpx.AsyncClient, emulator: NewStoreEmulator
+) -> None:
+    emulator.sandbox.controls.latency_ms = 5  # let the requests overlap
+    replies = await asyncio.gather(
+        *(client.post("/v0/d/fulfill_order", json=order_payload()) for _ in range(25))
+    )
+    assert {r.status_code for r in replies} == {200}
+    assert len({json.dumps(r.json(), sort_keys=True) for r in replies}) == 1
+    assert len(emulator.orders) == 1
+
+
+async def test_lost_response_then_retry_returns_the_stored_order(
+    client: httpx.AsyncClient, emulator: NewStoreEmulator
+) -> None:
+    await client.put("/_sandbox/controls", json={"lost_response_rate": 1.0})
+    lost = await client.post("/v0/d/fulfill_order", json=order_payload())
+    assert lost.status_code == 503
+    assert set(lost.json()) == {"error_code", "message", "request_id"}
+    await client.put("/_sandbox/controls", json={})
+    retried = await client.post("/v0/d/fulfill_order", json=order_payload())
+    assert retried.status_code == 200
+    assert retried.json()["id"] == emulator.orders["order-1"].id
+
+
+# --- stocked products -------------------------------------------------------------------
+
+
+async def test_stocked_products_pages_through_more_than_200_rows(
+    client: httpx.AsyncClient, emulator: NewStoreEmulator
+) -> None:
+    emulator.bulk_seed_stock(84, NODES)  # 252 rows
+    seen: list[tuple[str, str]] = []
+    offset = 0
+    requests = 0
+    while True:
+        reply = await client.get(f"/_/v0/hq/stocked_products?limit=100&offset={offset}")
+        requests += 1
+        page = reply.json()
+        assert page["pagination_info"]["total"] == 252
+        assert page["pagination_info"]["offset"] == offset
+        if not page["items"]:
+            break
+        seen += [(i["product_id"], i["fulfillment_node_id"]) for i in page["items"]]
+        offset += page["pagination_info"]["count"]
+    assert requests == 4
+    assert len(seen) == len(set(seen)) == 252
+    row = (await client.get("/_/v0/hq/stocked_products?limit=1")).json()["items"][0]
+    assert row["sku"] == "SKU-0000001" and row["product_id"] == "P0000001"
+    assert {"sku", "product_id", "fulfillment_node_id", "atp"} <= set(row)
+
+
+async def test_stocked_products_clamps_limit_and_rejects_bad_paging(
+    client: httpx.AsyncClient, emulator: NewStoreEmulator
+) -> None:
+    emulator.bulk_seed_stock(50, NODES)
+    page = (await client.get("/_/v0/hq/stocked_products?limit=500")).json()
+    assert page["pagination_info"]["count"] == 100
+    reply = await client.get("/_/v0/hq/stocked_products?offset=-1")
+    assert_newstore_error(reply, 400, "invalid_query_parameter")
+
+
+def test_bulk_seed_of_300k_rows_is_fast() -> None:
+    app = create_app()
+    started = time.perf_counter()
+    rows = app.state.emulator.bulk_seed_stock(100_000, NODES)
+    assert rows == 300_000
+    assert len(app.state.emulator.row_keys()) == 300_000
+    assert time.perf_counter() - started < 3.0
+
+
+# --- availabilities export --------------------------------------------------------------
+
+
+async def run_export(client: httpx.AsyncClient, cursor: int | None = None) -> dict[str, Any]:
+    body = {} if cursor is None else {"last_updated_at": cursor}
+    started = await client.post("/v0/d/availabilities/bulk", json=body)
+    assert started.status_code == 201, started.json()
+    job = started.json()
+    assert job["state"] == "processing"
+    for _ in range(10):
+        job = (await client.get(f"/v0/d/availabilities/bulk/{job['id']}")).json()
+        if job["state"] != "processing":
+            break
+    assert job["state"] == "finished", job
+    return job
+
+
+async def download(client: httpx.AsyncClient, link: str) -> list[dict[str, Any]]:
+    reply = await client.get(link, headers={"Authorization": ""})  # no token needed
+    assert reply.status_code == 200
+    if link.endswith(".zip"):
+        with zipfile.ZipFile(io.BytesIO(reply.content)) as archive:
+            (name,) = archive.namelist()
+            return json.loads(archive.read(name))
+    return reply.json()
+
+
+def seed_three_by_three(emulator: NewStoreEmulator) -> None:
+    emulator.set_stock(
+        {"product_id": p, "sku": f"SKU-{p}", "fulfillment_node_id": n, "atp": 10}
+        for p in ("A", "B", "C")
+        for n in NODES
+    )
+
+
+async def test_full_then_delta_export_with_every_node_of_a_changed_product(
+    client: httpx.AsyncClient, emulator: NewStoreEmulator
+) -> None:
+    seed_three_by_three(emulator)
+    full = await run_export(client)
+    rows = await download(client, full["link"])
+    assert len(rows) == 9
+    assert rows[0]["external_identifiers"][0]["identifiers"]["sku"] == "SKU-A"
+    assert {"product_id", "fulfillment_node_id", "atp"} <= set(rows[0])
+    cursor = full["last_updated_at"]
+
+    reply = await client.post(
+        "/_sandbox/stock",
+        json={"stock": [{"product_id": "B", "fulfillment_node_id": "STORE01", "atp": 3}]},
+    )
+    assert reply.json()["changed"] == 1
+    delta = await run_export(client, cursor)
+    changed = await download(client, delta["link"])
+    assert sorted((r["product_id"], r["fulfillment_node_id"], r["atp"]) for r in changed) == [
+        ("B", "DC01", 10),
+        ("B", "STORE01", 3),
+        ("B", "STORE02", 10),
+    ]
+    assert delta["last_updated_at"] > cursor
+
+    # the same ATP again is no change, so nothing after the new cursor
+    await client.post(
+        "/_sandbox/stock",
+        json={"stock": [{"product_id": "B", "fulfillment_node_id": "STORE01", "atp": 3}]},
+    )
+    empty = await run_export(client, delta["last_updated_at"])
+    assert await download(client, empty["link"]) == []
+    assert empty["last_updated_at"] == delta["last_updated_at"]
+    # the behaviour some NewStore integrations guard against: an empty delta reporting 0
+    emulator.controls.empty_delta_cursor_zero = True
+    assert (await run_export(client, delta["last_updated_at"]))["last_updated_at"] == 0
+
+
+async def test_export_polls_zip_format_and_failure(
+    client: httpx.AsyncClient, emulator: NewStoreEmulator
+) -> None:
+    seed_three_by_three(emulator)
+    await client.patch(
+        "/_sandbox/emulator-controls",
+        json={"export_processing_polls": 3, "export_format": "zip"},
+    )
+    job = (await client.post("/v0/d/availabilities/bulk", json={})).json()
+    states = [
+        (await client.get(f"/v0/d/availabilities/bulk/{job['id']}")).json()["state"]
+        for _ in range(4)
+    ]
+    assert states == ["processing"] * 3 + ["finished"]
+    finished = (await client.get(f"/v0/d/availabilities/bulk/{job['id']}")).json()
+    assert finished["link"].endswith(".zip")
+    assert len(await download(client, finished["link"])) == 9
+
+    await client.patch(
+        "/_sandbox/emulator-controls", json={"export_processing_polls": 0, "export_fail": True}
+    )
+    failing = (await client.post("/v0/d/availabilities/bulk", json={})).json()
+    status = (await client.get(f"/v0/d/availabilities/bulk/{failing['id']}")).json()
+    assert status["state"] == "failed" and "link" not in status
+
+
+async def test_export_that_never_finishes(
+    client: httpx.AsyncClient, emulator: NewStoreEmulator
+) -> None:
+    emulator.controls.export_never_finish = True
+    job = (await client.post("/v0/d/availabilities/bulk", json={})).json()
+    for _ in range(20):
+        status = (await client.get(f"/v0/d/availabilities/bulk/{job['id']}")).json()
+        assert status["state"] == "processing"
+        assert "link" not in status
+
+
+async def test_export_api_disabled_and_bad_cursor(
+    client: httpx.AsyncClient, emulator: NewStoreEmulator
+) -> None:
+    reply = await client.post("/v0/d/availabilities/bulk", json={"last_updated_at": "12"})
+    assert_newstore_error(reply, 400, "invalid_field_value")
+    assert_newstore_error(await client.get("/v0/d/availabilities/bulk/nope"), 404, "not_found")
+    emulator.controls.export_api_enabled = False
+    assert (await client.post("/v0/d/availabilities/bulk", json={})).status_code == 404
+    invalid = {"export_format": "csv"}
+    assert (await client.patch("/_sandbox/emulator-controls", json=invalid)).status_code == 422
+
+
+async def test_seed_endpoint_and_create_app_seed() -> None:
+    seed = {
+        "products": [{"product_id": "X", "sku": "SKU-X"}],
+        "stock": [{"product_id": "X", "fulfillment_node_id": "DC01", "atp": 4}],
+        "bulk": {"n_skus": 10, "nodes": ["DC01"]},
+    }
+    app = create_app(seed=copy.deepcopy(seed))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=BASE) as c:
+        state = (await c.get("/_sandbox/state")).json()
+        assert state["products"] == 11 and state["stock_rows"] == 11
+        reply = await c.post("/_sandbox/seed", json={"reset": True, "stock": seed["stock"]})
+        assert reply.json()["stock_rows"] == 1
