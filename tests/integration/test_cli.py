@@ -1,0 +1,77 @@
+"""The `newstore-connector` command line against the sandbox, as an operator uses it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from connector.cli import app
+from sandbox.stack import Stack
+from tests.helpers import store_order
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli_env(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    for name, value in stack.env().items():
+        monkeypatch.setenv(name, value)
+    return stack
+
+
+def test_replay_injects_and_show_prints_the_record(cli_env: Stack) -> None:
+    order_id = store_order(cli_env, 21)
+
+    replay = runner.invoke(app, ["orders", "replay", order_id])
+    show = runner.invoke(app, ["orders", "show", order_id])
+
+    assert replay.exit_code == 0, replay.output
+    assert json.loads(replay.output)["outcome"] == "injected"
+    record = json.loads(show.output)
+    assert record["status"] == "injected"
+    assert record["newstore_order_id"] == json.loads(replay.output)["newstore_order_id"]
+
+
+def test_failed_lists_permanent_failures_and_replay_fixes_them(cli_env: Stack) -> None:
+    order_id = store_order(cli_env, 22)
+    order = cli_env.ctp.collections["order"].get(order_id)
+    sku = order["lineItems"][0]["variant"].pop("sku")
+
+    first = runner.invoke(app, ["orders", "replay", order_id])
+    listed = runner.invoke(app, ["orders", "failed"], env={"COLUMNS": "200"})
+
+    assert first.exit_code == 1
+    assert order_id in listed.output and "missing_sku" in listed.output
+    order["lineItems"][0]["variant"]["sku"] = sku  # the operator fixes the data
+    fixed = runner.invoke(app, ["orders", "replay", order_id])
+    assert json.loads(fixed.output)["outcome"] == "injected"
+    assert order_id not in runner.invoke(app, ["orders", "failed"]).output
+
+
+def test_show_unknown_order_exits_non_zero(cli_env: Stack) -> None:
+    result = runner.invoke(app, ["orders", "show", "no-such-order"])
+    assert result.exit_code == 1
+    assert "no record" in result.output
+
+
+def test_missing_configuration_is_named() -> None:
+    result = runner.invoke(app, ["orders", "show", "x"])
+    assert result.exit_code == 2
+    assert "CTP_CLIENT_ID" in result.output
+
+
+def test_event_app_refuses_to_start_without_configuration(tmp_path) -> None:
+    started = subprocess.run(
+        [sys.executable, "-c", "from event.app import serve; serve()"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "PORT": "0"},
+        cwd=tmp_path,
+    )
+    assert started.returncode != 0
+    assert "CTP_CLIENT_ID: Field required" in started.stdout + started.stderr
