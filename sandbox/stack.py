@@ -7,7 +7,7 @@ topic, the simulator pushes the envelope to `POST /event`, and only 2xx acknowle
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,9 +100,16 @@ class Stack:
             orders or OrderSettings(),
         )
 
-    def create_order(self, number: int) -> str:
-        """Create a realistic order in commercetools (which publishes OrderCreated)."""
+    def create_order(
+        self, number: int, edit: Callable[[dict[str, Any]], None] | None = None
+    ) -> str:
+        """Create a realistic order in commercetools (which publishes OrderCreated).
+
+        `edit` may change the order draft first, e.g. to make a poison order.
+        """
         draft = catalog.order_draft(number)
+        if edit:
+            edit(draft.order)
         with httpx.Client(base_url=self.ctp_url, timeout=10) as client:
             client.post("/_sandbox/seed", json={"payments": [draft.payment]}).raise_for_status()
             created = client.post("/_sandbox/orders", json=draft.order)
