@@ -1,0 +1,53 @@
+"""connect.yaml declares both apps, the deploy scripts, and every variable the code reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from connector.settings import CommercetoolsSettings, NewStoreSettings, OrderSettings
+
+CONNECT_YAML = Path(__file__).resolve().parents[2] / "connect.yaml"
+
+
+def apps() -> dict[str, dict[str, Any]]:
+    return {app["name"]: app for app in yaml.safe_load(CONNECT_YAML.read_text())["deployAs"]}
+
+
+def variables(app: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    config = app["configuration"]
+    entries = config["standardConfiguration"] + config["securedConfiguration"]
+    return {entry["key"]: entry for entry in entries}
+
+
+def test_job_runs_every_five_minutes_on_job() -> None:
+    job = apps()["job"]
+    assert (job["applicationType"], job["endpoint"]) == ("job", "/job")
+    assert job["properties"]["schedule"] == "*/5 * * * *"
+
+
+def test_event_app_runs_the_python_deploy_scripts() -> None:
+    event = apps()["event"]
+    assert (event["applicationType"], event["endpoint"]) == ("event", "/event")
+    assert event["scripts"] == {
+        "postDeploy": "newstore-connector post-deploy",
+        "preUndeploy": "newstore-connector pre-undeploy",
+    }
+
+
+def test_every_setting_is_declared_described_and_marked() -> None:
+    declared = variables(apps()["event"])
+    expected = {f"CTP_{name.upper()}" for name in CommercetoolsSettings.model_fields}
+    expected |= {f"NEW_STORE_{name.upper()}" for name in NewStoreSettings.model_fields}
+    expected |= {name.upper() for name in OrderSettings.model_fields}
+    assert expected - set(declared) == set()
+    for entry in declared.values():
+        assert entry["description"] and isinstance(entry["required"], bool)
+
+
+def test_secrets_are_secured() -> None:
+    for app in apps().values():
+        secured = {e["key"] for e in app["configuration"]["securedConfiguration"]}
+        assert {"CTP_CLIENT_SECRET", "NEW_STORE_PASSWORD", "NEW_STORE_CLIENT_SECRET"} <= secured
