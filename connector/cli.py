@@ -13,10 +13,12 @@ from rich.table import Table
 
 from connector.logs import configure_logging
 from connector.settings import ConfigError, Settings
+from job.cli import inventory_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 orders_app = typer.Typer(no_args_is_help=True, help="Order injection records and replays.")
 app.add_typer(orders_app, name="orders")
+app.add_typer(inventory_app, name="inventory")
 console = Console()
 
 T = TypeVar("T")
@@ -119,6 +121,22 @@ def pre_undeploy_command() -> None:
             return await deploy.pre_undeploy(ctp)
 
     console.print(f"subscription {deploy.SUBSCRIPTION_KEY}: {run(pre_undeploy).action}")
+
+
+@app.command("demo")
+def demo_command(orders: int = typer.Option(4, min=1, max=50, help="orders to create")) -> None:
+    """Run the whole connector on the embedded sandbox, then exit (no accounts needed)."""
+    from sandbox.demo import run_demo
+
+    run_demo(orders)
+
+
+@app.command("sandbox")
+def sandbox_command() -> None:
+    """Keep the sandbox and both apps running, and print the URLs and environment to use."""
+    from sandbox.demo import run_sandbox
+
+    run_sandbox()
 
 
 def main() -> None:

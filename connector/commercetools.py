@@ -1,4 +1,5 @@
-"""One async commercetools HTTP API client (orders, custom objects, subscriptions)."""
+"""One async commercetools HTTP API client (orders, inventory, GraphQL, custom objects,
+subscriptions)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,15 @@ class CommercetoolsNotFound(CommercetoolsError, NotFoundError):
     pass
 
 
+def graphql_error(error: dict[str, Any]) -> dict[str, Any]:
+    """A GraphQL error in the shape of a REST `errors[]` item: `{code, message, ...}`.
+
+    commercetools puts the REST error's code and fields (`currentVersion`, `field`, ...)
+    in `extensions`."""
+    extensions = error.get("extensions") or {}
+    return {"message": error.get("message"), **extensions}
+
+
 def parse_error(response: httpx.Response) -> CommercetoolsError:
     try:
         body = response.json()
@@ -53,8 +63,14 @@ def parse_error(response: httpx.Response) -> CommercetoolsError:
         body = {}
     if not isinstance(body, dict):
         body = {}
-    errors = [e for e in body.get("errors", []) if isinstance(e, dict)]
-    message = str(body.get("message") or response.reason_phrase)[:300]
+    # A refused GraphQL request has no top-level message and keeps its codes in extensions.
+    errors = [
+        graphql_error(e) if "extensions" in e else e
+        for e in body.get("errors", [])
+        if isinstance(e, dict)
+    ]
+    first = errors[0].get("message") if errors else None
+    message = str(body.get("message") or first or response.reason_phrase)[:300]
     cls = CommercetoolsNotFound if response.status_code == 404 else CommercetoolsError
     return cls(
         message,
@@ -115,6 +131,40 @@ class CommercetoolsClient:
 
     async def get_order(self, order_id: str, expand: Sequence[str] = ()) -> dict[str, Any]:
         return dict(await self._json("GET", f"/orders/{order_id}", params=_expand(expand)))
+
+    # --- inventory ------------------------------------------------------------------------------
+
+    async def query_inventory(
+        self, where: Sequence[str], limit: int = 500, sort: str = "id asc"
+    ) -> list[dict[str, Any]]:
+        """One page of inventory entries; repeated `where` predicates are ANDed.
+
+        `withTotal=false`: counting is the expensive part of a query and paging by id cursor
+        does not need it."""
+        params: list[tuple[str, str | int]] = [("limit", limit), ("sort", sort)]
+        params += [("where", w) for w in where]
+        params.append(("withTotal", "false"))
+        page = await self._json("GET", "/inventory", params=params)
+        return list(page.get("results", []))
+
+    async def create_inventory_entry(self, draft: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self._json("POST", "/inventory", json=draft))
+
+    async def update_inventory_entry(
+        self, entry_id: str, version: int, actions: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        body = {"version": version, "actions": actions}
+        return dict(await self._json("POST", f"/inventory/{entry_id}", json=body))
+
+    # --- GraphQL -----------------------------------------------------------------------------
+
+    async def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The whole GraphQL answer, `data` and `errors`: with aliased fields one field may
+        fail while the others succeed, so the caller reads the errors per alias."""
+        body: dict[str, Any] = {"query": query}
+        if variables:
+            body["variables"] = variables
+        return dict(await self._json("POST", "/graphql", json=body))
 
     # --- custom objects ---------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""One async NewStore API client: both token flows, order injection, typed errors."""
+"""One async NewStore API client: both token flows, order injection, stock, typed errors."""
 
 from __future__ import annotations
 
@@ -119,5 +119,15 @@ class NewStoreClient:
             f"{self.base_url}/v0/d/fulfill_order",
             content=body,
             headers={"Content-Type": "application/json"},
+        )
+        return dict(response.json())
+
+    async def stocked_products(self, limit: int, offset: int) -> dict[str, Any]:
+        """One page of stock rows (one per product and fulfillment node):
+        `{items: [...], pagination_info: {count, total, offset}}`."""
+        response = await self.api.request(
+            "GET",
+            f"{self.base_url}/_/v0/hq/stocked_products",
+            params={"limit": limit, "offset": offset},
         )
         return dict(response.json())

@@ -52,6 +52,7 @@ class Stack:
     newstore_url: str
     pubsub_url: str
     event_url: str | None = None
+    job_url: str | None = None
     apps: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -130,6 +131,7 @@ class Stack:
 def running_stack(
     policy: PubSubPolicy | None = None,
     with_event_app: bool = True,
+    with_job_app: bool = False,
     orders: OrderSettings | None = None,
 ) -> Iterator[Stack]:
     """Start everything on free loopback ports; stop it all when the block exits."""
@@ -165,6 +167,12 @@ def running_stack(
             stack.apps["event"] = event_app
             stack.event_url = running.enter_context(serve_in_thread(event_app))
             _push_to(stack, f"{stack.event_url}/event", policy)
+        if with_job_app:
+            from job.app import create_app as create_job_app
+
+            job_app = create_job_app(stack.settings(orders))
+            stack.apps["job"] = job_app
+            stack.job_url = running.enter_context(serve_in_thread(job_app))
         yield stack
 
 

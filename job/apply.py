@@ -1,0 +1,271 @@
+"""Applying the plan: bounded concurrent writes, conflict resolution, per-SKU failures.
+
+Two writers do the same thing over different transports:
+- `GraphQLWriter`: many aliased `updateInventoryEntry` / `createInventoryEntry` mutations in
+  one request (commercetools runs them one after the other; one failing does not stop the
+  others, its error names its alias);
+- `RestWriter`: one `POST /inventory[/{id}]` per write.
+`bench/inventory_bench.py --write-mode` measures one against the other (docs/inventory.md).
+
+Each write ends as done, failed (with a reason), or needing another round:
+- `ConcurrentModification` with `currentVersion`: retried at that version. `changeQuantity`
+  sets an absolute value, so the retry still converges on NewStore's target.
+- `ConcurrentModification` without a version, or `DuplicateField` on a create (someone
+  created the entry since it was read): the entries are read again in bulk and the write is
+  recomputed (an update, or nothing if the entry already holds the target).
+A bounded number of rounds (`INVENTORY_CONFLICT_RETRIES`); a failure never aborts the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from connector.commercetools import CommercetoolsClient, CommercetoolsError, graphql_error
+from connector.http import UpstreamError
+from job.bounded import NoProgress, Progress, chunks, for_each, never
+from job.ctp import literal
+from job.plan import Create, Entry, Update, Write, recompute
+
+
+class Outcome(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    write: Write
+
+
+@dataclass(frozen=True, slots=True)
+class Refetch:
+    """Read the entry again, then recompute the write."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    reason: str
+
+
+Resolution = Done | Retry | Refetch | Failed
+Record = Callable[[Write, Resolution], None]
+
+
+def resolve_error(write: Write, errors: Sequence[dict[str, Any]], message: str) -> Resolution:
+    """What to do about a write that commercetools refused (REST or GraphQL alike)."""
+    codes = [str(error.get("code")) for error in errors]
+    if "ConcurrentModification" in codes:
+        version = next((e.get("currentVersion") for e in errors if "currentVersion" in e), None)
+        if isinstance(write, Update) and isinstance(version, int):
+            return Retry(Update(write.sku, write.entry_id, version, write.quantity))
+        return Refetch()
+    if "DuplicateField" in codes and isinstance(write, Create):
+        return Refetch()
+    if "ResourceNotFound" in codes and isinstance(write, Update):
+        return Failed("entry deleted during the sync")
+    return Failed(f"{codes[0] if codes else 'error'}: {message}"[:300])
+
+
+def done(write: Write) -> Done:
+    return Done(Outcome.UPDATED if isinstance(write, Update) else Outcome.CREATED)
+
+
+class Writer(Protocol):
+    async def write(
+        self, writes: Sequence[Write], record: Record, stop: Callable[[], bool]
+    ) -> None:
+        """Attempt each write (unless `stop()`), and `record` how each attempted one ended."""
+
+
+class RestWriter:
+    def __init__(self, ctp: CommercetoolsClient, concurrency: int) -> None:
+        self.ctp = ctp
+        self.concurrency = concurrency
+
+    async def write(
+        self, writes: Sequence[Write], record: Record, stop: Callable[[], bool]
+    ) -> None:
+        async def send(write: Write) -> None:
+            try:
+                if isinstance(write, Update):
+                    actions = [{"action": "changeQuantity", "quantity": write.quantity}]
+                    await self.ctp.update_inventory_entry(write.entry_id, write.version, actions)
+                else:
+                    draft = {"sku": write.sku, "quantityOnStock": write.quantity}
+                    await self.ctp.create_inventory_entry(draft)
+            except CommercetoolsError as error:
+                record(write, resolve_error(write, error.errors, error.message))
+            except UpstreamError as error:
+                record(write, Failed(str(error)))
+            else:
+                record(write, done(write))
+
+        await for_each(writes, send, self.concurrency, stop)
+
+
+class GraphQLWriter:
+    def __init__(self, ctp: CommercetoolsClient, concurrency: int, batch_size: int) -> None:
+        self.ctp = ctp
+        self.concurrency = concurrency
+        self.batch_size = batch_size
+
+    async def write(
+        self, writes: Sequence[Write], record: Record, stop: Callable[[], bool]
+    ) -> None:
+        async def send(batch: Sequence[Write]) -> None:
+            try:
+                body = await self.ctp.graphql(mutation_document(batch))
+            except UpstreamError as error:
+                for write in batch:
+                    record(write, Failed(str(error)))
+                return
+            self._record_batch(batch, body, record)
+
+        await for_each(chunks(writes, self.batch_size), send, self.concurrency, stop)
+
+    @staticmethod
+    def _record_batch(batch: Sequence[Write], body: dict[str, Any], record: Record) -> None:
+        data = body.get("data") or {}
+        by_alias: dict[str, dict[str, Any]] = {}
+        unplaced: list[dict[str, Any]] = []
+        for error in body.get("errors") or []:
+            path = error.get("path") or []
+            if path:
+                by_alias.setdefault(str(path[0]), graphql_error(error))
+            else:
+                unplaced.append(error)
+        for index, write in enumerate(batch):
+            alias = _alias(index)
+            if data.get(alias) is not None:
+                record(write, done(write))
+            elif alias in by_alias:
+                error = by_alias[alias]
+                record(write, resolve_error(write, [error], str(error.get("message"))))
+            else:
+                reason = str(unplaced[0].get("message")) if unplaced else "no result"
+                record(write, Failed(f"graphql: {reason}"[:300]))
+
+
+def _alias(index: int) -> str:
+    return f"w{index}"
+
+
+def mutation_document(batch: Sequence[Write]) -> str:
+    """One mutation per write, aliased `w0`, `w1`, ... (values inlined: JSON string escapes
+    are valid GraphQL string escapes)."""
+    fields = []
+    for index, write in enumerate(batch):
+        if isinstance(write, Update):
+            call = (
+                f"updateInventoryEntry(id: {literal(write.entry_id)}, version: {write.version}, "
+                f"actions: [{{changeQuantity: {{quantity: {write.quantity}}}}}])"
+            )
+        else:
+            call = (
+                f"createInventoryEntry(draft: {{sku: {literal(write.sku)}, "
+                f"quantityOnStock: {write.quantity}}})"
+            )
+        fields.append(f"{_alias(index)}: {call} {{ version }}")
+    return "mutation {\n" + "\n".join(fields) + "\n}"
+
+
+# --- the rounds ---------------------------------------------------------------------------
+
+
+@dataclass
+class ApplyResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0  # found already right when read again
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (sku, reason)
+    remaining: int = 0  # not attempted: the run had to stop
+
+
+Refetcher = Callable[[Sequence[str]], Awaitable[dict[str, Entry]]]
+
+
+async def apply_writes(
+    writes: Sequence[Write],
+    writer: Writer,
+    refetch: Refetcher,
+    rounds: int,
+    stop: Callable[[], bool] = never,
+    progress: Progress | None = None,
+) -> ApplyResult:
+    """Write, then retry what conflicted, for at most `rounds` extra rounds."""
+    progress = progress or NoProgress()
+    progress.start("writes", len(writes))
+    result = ApplyResult()
+    pending: Sequence[Write] = writes
+    for _ in range(rounds + 1):
+        resolutions: dict[Write, Resolution] = {}
+        await writer.write(pending, resolutions.__setitem__, stop)
+        pending = await _settle(pending, resolutions, refetch, result)
+        progress.advance("writes", len(resolutions) - len(pending))
+        if not pending or stop():
+            break
+    if stop():
+        result.remaining += len(pending)
+    else:
+        result.failed += [(w.sku, f"still conflicting after {rounds} retries") for w in pending]
+    return result
+
+
+async def _settle(
+    writes: Sequence[Write],
+    resolutions: dict[Write, Resolution],
+    refetch: Refetcher,
+    result: ApplyResult,
+) -> list[Write]:
+    """Count what ended; return the writes for the next round."""
+    again: list[Write] = []
+    reread: list[Write] = []
+    for write in writes:
+        resolution = resolutions.get(write)
+        if resolution is None:
+            result.remaining += 1
+        elif isinstance(resolution, Done) and resolution.outcome is Outcome.CREATED:
+            result.created += 1
+        elif isinstance(resolution, Done):
+            result.updated += 1
+        elif isinstance(resolution, Failed):
+            result.failed.append((write.sku, resolution.reason))
+        elif isinstance(resolution, Retry):
+            again.append(resolution.write)
+        else:
+            reread.append(write)
+    if reread:
+        again += await _recomputed(reread, refetch, result)
+    return again
+
+
+async def _recomputed(writes: list[Write], refetch: Refetcher, result: ApplyResult) -> list[Write]:
+    try:
+        current = await refetch([write.sku for write in writes])
+    except UpstreamError as error:
+        result.failed += [(write.sku, f"re-reading the entry failed: {error}") for write in writes]
+        return []
+    again: list[Write] = []
+    for write in writes:
+        entry = current.get(write.sku)
+        if entry is None and isinstance(write, Update):
+            result.failed.append((write.sku, "entry deleted during the sync"))
+        elif (next_write := recompute(write, entry)) is None:
+            result.unchanged += 1
+        else:
+            again.append(next_write)
+    return again
+
+
+def make_writer(ctp: CommercetoolsClient, mode: str, concurrency: int, batch: int) -> Writer:
+    if mode == "rest":
+        return RestWriter(ctp, concurrency)
+    return GraphQLWriter(ctp, concurrency, batch)

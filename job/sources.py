@@ -1,0 +1,152 @@
+"""Where the stock comes from: NewStore's aggregate ATP per SKU.
+
+`StockSource` is what the sync needs; `StockedProductsSource` reads the full stock through
+`GET /_/v0/hq/stocked_products`. An incremental source (the Availabilities Export API with
+its `last_updated_at` cursor) can plug in beside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import structlog
+
+from connector.newstore import NewStoreClient
+from job.bounded import NoProgress, Progress, for_each, never
+
+log = structlog.get_logger("job")
+
+MatchField = Literal["sku", "product_id"]
+
+
+@dataclass
+class StockSnapshot:
+    """Aggregate ATP per SKU, and how the rows that made it looked."""
+
+    atp: dict[str, int] = field(default_factory=dict)
+    rows: int = 0
+    duplicate_rows: int = 0
+    rows_without_key: int = 0
+    complete: bool = True  # False when the read stopped early: never plan on a partial sum
+
+
+class StockSource(Protocol):
+    async def read(self, progress: Progress, stop: Callable[[], bool]) -> StockSnapshot: ...
+
+
+class StockAggregator:
+    """Sums ATP per SKU over fulfillment nodes, one page of rows at a time.
+
+    Rows are not kept: only the running sum per SKU, and a 64-bit hash of each row's
+    (product, node) identity. Offset pages of a dataset that changes during the read can
+    overlap; counting a row twice would overstate stock (the overselling this job exists
+    to prevent), so a row seen before is ignored.
+    """
+
+    def __init__(self, match_field: MatchField) -> None:
+        self.match_field = match_field
+        self.snapshot = StockSnapshot()
+        self._seen: set[int] = set()
+
+    def add(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        snapshot, seen, atp = self.snapshot, self._seen, self.snapshot.atp
+        for row in rows:
+            key = row.get(self.match_field)
+            if not isinstance(key, str) or not key:
+                snapshot.rows_without_key += 1
+                continue
+            identity = hash((row.get("product_id") or key, row.get("fulfillment_node_id")))
+            if identity in seen:
+                snapshot.duplicate_rows += 1
+                continue
+            seen.add(identity)
+            snapshot.rows += 1
+            atp[key] = atp.get(key, 0) + int(row.get("atp") or 0)
+
+
+class StockedProductsSource:
+    """All stock rows, by offset paging, pages fetched concurrently.
+
+    The first page gives `pagination_info.total` and the page size NewStore really serves
+    (it may serve fewer rows than asked); every other offset is then known up front, so the
+    pages are fetched in parallel and the read always ends (the seed's loop re-requested the
+    same offset forever). A short page is completed by asking for the rest of its range.
+    """
+
+    def __init__(
+        self,
+        newstore: NewStoreClient,
+        match_field: MatchField,
+        page_size: int,
+        concurrency: int,
+    ) -> None:
+        self.newstore = newstore
+        self.match_field = match_field
+        self.page_size = page_size
+        self.concurrency = concurrency
+
+    async def read(
+        self, progress: Progress | None = None, stop: Callable[[], bool] = never
+    ) -> StockSnapshot:
+        progress = progress or NoProgress()
+        aggregator = StockAggregator(self.match_field)
+        first = await self.newstore.stocked_products(self.page_size, 0)
+        items = first.get("items") or []
+        aggregator.add(items)
+        total = _total(first)
+        step = len(items)
+        offsets = range(step, total, step) if step else range(0)
+        progress.start("newstore", len(offsets) + 1)
+        progress.advance("newstore")
+
+        done = 0
+        latest_total = total
+
+        async def read_page(offset: int) -> None:
+            nonlocal done, latest_total
+            seen = await self._read_range(offset, min(step, total - offset), aggregator)
+            latest_total = max(latest_total, seen)
+            done += 1
+            progress.advance("newstore")
+
+        await for_each(offsets, read_page, self.concurrency, stop)
+        if latest_total > total and done == len(offsets):
+            # Rows were added during the read and pushed others past the end: read the tail
+            # once (rows already seen are ignored). Later additions wait for the next run.
+            await self._read_range(total, latest_total - total, aggregator)
+        snapshot = aggregator.snapshot
+        snapshot.complete = done == len(offsets)
+        self._check_consistency(snapshot, latest_total)
+        return snapshot
+
+    async def _read_range(self, offset: int, length: int, aggregator: StockAggregator) -> int:
+        """Rows [offset, offset + length): one request, more only if a page comes short.
+        Returns the largest `total` the pages reported."""
+        latest_total = 0
+        while length > 0:
+            page = await self.newstore.stocked_products(length, offset)
+            items = page.get("items") or []
+            latest_total = max(latest_total, _total(page))
+            if not items:  # the stock shrank while paging: nothing left in this range
+                break
+            aggregator.add(items)
+            offset += len(items)
+            length -= len(items)
+        return latest_total
+
+    @staticmethod
+    def _check_consistency(snapshot: StockSnapshot, total: int) -> None:
+        seen = snapshot.rows + snapshot.rows_without_key
+        if snapshot.complete and (seen != total or snapshot.duplicate_rows):
+            log.warning(
+                "stock changed while it was read",
+                expected_rows=total,
+                rows=seen,
+                duplicate_rows=snapshot.duplicate_rows,
+            )
+
+
+def _total(page: dict[str, Any]) -> int:
+    return int((page.get("pagination_info") or {}).get("total") or 0)

@@ -1,0 +1,154 @@
+"""The job app over real HTTP on loopback, against both emulators, and the CLI beside it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from typer.testing import CliRunner
+
+from connector.http import RetryPolicy
+from connector.settings import Settings
+from job.app import create_app
+from job.cli import inventory_app
+from job.settings import InventorySettings
+from sandbox import catalog
+from sandbox.server import serve_in_thread
+from sandbox.stack import Stack, running_stack
+from tests.job.conftest import no_inventory_variables
+
+pytestmark = pytest.mark.usefixtures(no_inventory_variables.__name__)
+
+CHANNEL = {"typeId": "channel", "id": "store-1"}
+EXTRA_SKUS = 100  # 300 more stock rows: paging past 200 rows
+
+
+def sku(i: int) -> str:
+    return f"SKU-{i:07d}"
+
+
+@pytest.fixture
+def stack() -> Iterator[Stack]:
+    with running_stack(with_event_app=False) as running:
+        running.newstore.bulk_seed_stock(EXTRA_SKUS)
+        products = [{"masterVariant": {"id": 1, "sku": sku(i)}} for i in range(1, 61)]
+        inventory: list[dict[str, Any]] = [
+            {"sku": sku(i), "quantityOnStock": i % 4, "reserved": i % 2} for i in range(1, 41)
+        ]
+        inventory.append({"sku": sku(1), "quantityOnStock": 999, "supplyChannel": CHANNEL})
+        running.ctp.seed({"products": products, "inventory": inventory})
+        yield running
+
+
+def job_client(stack: Stack, settings: Settings | None = None, **inventory: Any) -> Any:
+    app = create_app(settings or stack.settings(), InventorySettings(**inventory))
+    return serve_in_thread(app)
+
+
+def targets(stack: Stack) -> dict[str, int]:
+    """NewStore's aggregate ATP per SKU, from the emulator's own state."""
+    emulator = stack.newstore
+    return {
+        emulator.products[product]: sum(atp for atp, _ in nodes.values())
+        for product, nodes in emulator.stock.items()
+    }
+
+
+def channel_less(stack: Stack) -> dict[str, int]:
+    entries = stack.ctp.collections["inventory-entry"].items.values()
+    return {e["sku"]: e["quantityOnStock"] for e in entries if "supplyChannel" not in e}
+
+
+def test_health_needs_no_upstream(stack: Stack) -> None:
+    with job_client(stack) as url:
+        assert httpx.get(f"{url}/health").json() == {"status": "ok"}
+
+
+def test_a_full_run_makes_commercetools_equal_newstore_and_a_second_run_writes_nothing(
+    stack: Stack,
+) -> None:
+    with job_client(stack, concurrency=4, graphql_batch=7) as url:
+        first = httpx.post(f"{url}/job", timeout=60)
+        second = httpx.post(f"{url}/job", timeout=60)
+
+    assert first.status_code == 200
+    body = first.json()
+    # 8 catalog SKUs with products and no entry, 40 entries, 20 more products without entry,
+    # 40 SKUs with neither.
+    assert body["status"] == "ok" and body["failed"] == []
+    assert body["created"] == 8 + 20
+    assert body["skipped_no_product"] == 40
+    assert body["created"] + body["updated"] + body["unchanged"] == 8 + 60
+    assert body["stock_rows"] == 24 + 3 * EXTRA_SKUS
+    assert body["requests"]["newstore"] >= 5  # a token and 4 pages of at most 100 rows
+    held = channel_less(stack)
+    with_product = {name for name, _, _ in catalog.PRODUCTS} | {sku(i) for i in range(1, 61)}
+    for name, quantity in targets(stack).items():
+        assert held.get(name) == (max(quantity, 0) if name in with_product else None), name
+    entries = stack.ctp.collections["inventory-entry"].items.values()
+    channel = [(e["quantityOnStock"], e["version"]) for e in entries if "supplyChannel" in e]
+    assert channel == [(999, 1)]
+
+    again = second.json()
+    assert (second.status_code, again["created"], again["updated"]) == (200, 0, 0)
+    assert again["unchanged"] == 8 + 60
+
+
+def test_a_run_is_skipped_while_another_holds_the_lease(stack: Stack) -> None:
+    held = {"holder": "elsewhere/1", "expires_at": 4_000_000_000}
+    stack.ctp.upsert_custom_object(
+        {"container": "newstore-connector-jobs", "key": "inventory-sync", "value": held}
+    )
+    with job_client(stack) as url:
+        response = httpx.post(f"{url}/job", timeout=60)
+    assert response.status_code == 200
+    assert response.json()["status"] == "skipped"
+    assert response.json()["holder"]["holder"] == "elsewhere/1"
+    assert channel_less(stack) == {sku(i): i % 4 for i in range(1, 41)}
+
+
+def test_refused_credentials_mean_the_sync_could_not_run(stack: Stack) -> None:
+    settings = stack.settings()
+    wrong = settings.newstore.model_copy(update={"password": SecretStr("wrong")})
+    with job_client(stack, Settings(settings.commercetools, wrong, settings.orders)) as url:
+        response = httpx.post(f"{url}/job", timeout=60)
+    assert response.status_code == 503
+    assert response.json()["status"] == "error"
+    assert "token request refused" in response.json()["error"]
+    # The lease was released: the next run need not wait for it to expire.
+    lease = stack.ctp.get_custom_object("newstore-connector-jobs", "inventory-sync")
+    assert lease["value"]["expires_at"] == 0
+
+
+def test_an_upstream_that_keeps_failing_means_503(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = RetryPolicy(max_attempts=2, budget_s=1, initial_backoff_s=0.01, max_backoff_s=0.01)
+    monkeypatch.setattr("job.sync.JOB_RETRY", fast)
+    httpx.put(f"{stack.newstore_url}/_sandbox/controls", json={"fault_rate": 1.0})
+    with job_client(stack) as url:
+        response = httpx.post(f"{url}/job", timeout=60)
+    assert (response.status_code, response.json()["status"]) == (503, "error")
+
+
+def test_the_deadline_stops_a_run_before_it_writes_on_partial_data(stack: Stack) -> None:
+    with job_client(stack, deadline_s=0.001) as url:
+        body = httpx.post(f"{url}/job", timeout=60).json()
+    assert (body["status"], body["stopped"]) == ("partial", "deadline")
+    assert body["created"] + body["updated"] == 0
+    assert channel_less(stack) == {sku(i): i % 4 for i in range(1, 41)}
+
+
+def test_cli_dry_run_prints_the_plan_and_writes_nothing(stack: Stack) -> None:
+    before = channel_less(stack)
+    result = CliRunner().invoke(inventory_app, ["sync", "--dry-run"], env=stack.env())
+    assert result.exit_code == 0, result.output
+    assert "dry_run" in result.output and "sample of planned changes" in result.output
+    assert channel_less(stack) == before
+
+    result = CliRunner().invoke(inventory_app, ["sync"], env=stack.env())
+    assert result.exit_code == 0, result.output
+    assert channel_less(stack) != before
