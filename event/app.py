@@ -6,21 +6,18 @@
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from connector.commercetools import CommercetoolsClient
-from connector.logs import configure_logging
 from connector.newstore import NewStoreClient
-from connector.settings import ConfigError, Settings
+from connector.serve import serve_app
+from connector.service import service_app
+from connector.settings import Settings
 from event.envelope import EnvelopeError, MessageKind, parse_push
 from event.handler import OrderInjector, Outcome
 
@@ -37,23 +34,12 @@ def build_injector(settings: Settings) -> OrderInjector:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging()
-        try:
-            loaded = (settings or Settings()).validate_all()
-        except ConfigError as error:
-            log.error("cannot start: configuration", error=str(error))
-            raise SystemExit(1) from None
-        app.state.injector = build_injector(loaded)
-        yield
-        await app.state.injector.aclose()
-
-    app = FastAPI(title="newstore-connector event app", lifespan=lifespan)
-
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    app = service_app(
+        "newstore-connector event app",
+        lambda: build_injector((settings or Settings()).validate_all()),
+        work_path="/event",
+        pubsub_push=True,
+    )
 
     @app.post("/event")
     async def event(request: Request) -> JSONResponse:
@@ -67,17 +53,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if delivery.kind is not MessageKind.ORDER_CREATED or delivery.order_id is None:
             _log_delivery({**line, "outcome": f"ignored_{delivery.kind.value}"}, started)
             return JSONResponse({"outcome": "ignored", "kind": delivery.kind.value}, 200)
-        injector: OrderInjector = request.app.state.injector
+        injector: OrderInjector = request.app.state.worker
         result = await injector.inject(delivery.order_id, delivery.message_id)
         _log_delivery({**line, **result.summary()}, started)
-        status = 200 if result.acknowledged else 503
-        return JSONResponse(result.summary(), status)
-
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, error: Exception) -> JSONResponse:
-        # Redelivery is safe (injection is idempotent); a 500 with a traceback is not useful.
-        log.error("unexpected error", error_type=type(error).__name__)
-        return JSONResponse({"error": "internal_error"}, 503)
+        return JSONResponse(result.summary(), 200 if result.acknowledged else 503)
 
     return app
 
@@ -93,4 +72,4 @@ app = create_app()
 
 def serve() -> None:
     """Console entry point: `newstore-connector-event`, on $PORT (default 8080)."""
-    uvicorn.run("event.app:app", host="0.0.0.0", port=int(os.environ.get("PORT", "8080")))
+    serve_app("event")

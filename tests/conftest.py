@@ -21,7 +21,9 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's own CTP_*/NEW_STORE_* variables or .env file."""
 
     for name in list(os.environ):
-        if name.startswith(("CTP_", "NEW_STORE_", "ORDER_", "CONNECT_")):
+        if name.startswith(
+            ("CTP_", "NEW_STORE_", "ORDER_", "CONNECT_", "AUTH_", "HTTP_", "INVENTORY_")
+        ):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
 

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from connector.cli import app
+from sandbox.server import free_port
 from sandbox.stack import Stack
 from tests.helpers import store_order
 
@@ -70,7 +71,7 @@ def test_event_app_refuses_to_start_without_configuration(tmp_path) -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "PORT": "0"},
+        env={"PATH": "/usr/bin:/bin", "PORT": str(free_port())},
         cwd=tmp_path,
     )
     assert started.returncode != 0

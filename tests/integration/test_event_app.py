@@ -212,7 +212,7 @@ def test_newstore_validation_error_is_recorded_with_its_details(
 def test_transient_failures_are_parked_after_the_limit(stack: Stack, event: httpx.Client) -> None:
     order_id = store_order(stack, 13)
     set_controls(stack.newstore_url, fault_rate=1.0)
-    injector = stack.apps["event"].state.injector
+    injector = stack.apps["event"].state.worker
     injector.settings = injector.settings.model_copy(update={"order_max_transient_attempts": 2})
 
     first, second = deliver(event, order_id), deliver(event, order_id)
