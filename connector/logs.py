@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
@@ -39,3 +40,37 @@ def configure_logging(level: str = "INFO") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
         cache_logger_on_first_use=True,
     )
+
+
+TRACE_FIELD = "logging.googleapis.com/trace"
+
+
+class TraceContext:
+    """Pure ASGI middleware: every log line of a request carries Cloud Logging's trace field.
+
+    Cloud Run and Pub/Sub send `X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=1`; Cloud Logging
+    groups lines whose `logging.googleapis.com/trace` is `projects/PROJECT/traces/TRACE_ID`.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.project = os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get(
+            "CONNECT_GCP_PROJECT_ID"
+        )
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        trace = _trace_id(scope) if scope["type"] == "http" else None
+        if trace is None:
+            await self.app(scope, receive, send)
+            return
+        value = f"projects/{self.project}/traces/{trace}" if self.project else trace
+        with structlog.contextvars.bound_contextvars(**{TRACE_FIELD: value}):
+            await self.app(scope, receive, send)
+
+
+def _trace_id(scope: Any) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-cloud-trace-context":
+            trace = value.decode("latin-1").split("/", 1)[0].strip()
+            return trace if trace.isalnum() and len(trace) <= 64 else None
+    return None

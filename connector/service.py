@@ -7,6 +7,7 @@ unexpected error is a short JSON 503, never a traceback.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Protocol
@@ -17,14 +18,21 @@ from fastapi.responses import JSONResponse
 
 from connector.auth import install_auth
 from connector.hardening import install_hardening
-from connector.logs import configure_logging
+from connector.http import UpstreamError
+from connector.logs import TraceContext, configure_logging
 from connector.settings import ConfigError
 
 log = structlog.get_logger("service")
 
 
+READY_CACHE_S = 10.0
+
+
 class Worker(Protocol):
     """The object that does an app's work; built at start-up, closed at shutdown."""
+
+    async def ready(self) -> None:
+        """Raise UpstreamError unless both APIs hand out tokens."""
 
     async def aclose(self) -> None: ...
 
@@ -52,10 +60,20 @@ def service_app(
     app = FastAPI(title=title, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     install_hardening(app, limited=(work_path,), pubsub_push=pubsub_push)
     install_auth(app, protected=(work_path,))
+    app.add_middleware(TraceContext)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    readiness = Readiness()
+
+    @app.get("/ready")
+    async def ready(request: Request) -> JSONResponse:
+        problem = await readiness.check(request.app.state.worker)
+        if problem:
+            return JSONResponse({"status": "not_ready", "error": problem}, 503)
+        return JSONResponse({"status": "ready"})
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, error: Exception) -> JSONResponse:
@@ -64,3 +82,24 @@ def service_app(
         return JSONResponse({"status": "error", "error": "internal_error"}, 503)
 
     return app
+
+
+class Readiness:
+    """`/ready`: the configuration loaded (the app started) and tokens can be obtained.
+
+    The answer is cached briefly, so a probe every second costs the upstreams nothing more.
+    """
+
+    def __init__(self) -> None:
+        self._checked_at = -READY_CACHE_S
+        self._problem: str | None = None
+
+    async def check(self, worker: Worker) -> str | None:
+        if time.monotonic() - self._checked_at >= READY_CACHE_S:
+            try:
+                await worker.ready()
+                self._problem = None
+            except UpstreamError as error:
+                self._problem = str(error)
+            self._checked_at = time.monotonic()
+        return self._problem

@@ -54,7 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             _log_delivery({**line, "outcome": f"ignored_{delivery.kind.value}"}, started)
             return JSONResponse({"outcome": "ignored", "kind": delivery.kind.value}, 200)
         injector: OrderInjector = request.app.state.worker
-        result = await injector.inject(delivery.order_id, delivery.message_id)
+        ids = {"message_id": delivery.message_id, "order_id": delivery.order_id}
+        with structlog.contextvars.bound_contextvars(**ids):  # on every line of this delivery
+            result = await injector.inject(delivery.order_id, delivery.message_id)
         _log_delivery({**line, **result.summary()}, started)
         return JSONResponse(result.summary(), 200 if result.acknowledged else 503)
 

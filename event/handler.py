@@ -96,6 +96,10 @@ class OrderInjector:
         )
         self._in_flight: dict[str, asyncio.Task[Result]] = {}
 
+    async def ready(self) -> None:
+        await self.ctp.api.tokens.get()
+        await self.newstore.api.tokens.get()
+
     async def aclose(self) -> None:
         await self.ctp.aclose()
         await self.newstore.aclose()
