@@ -13,6 +13,8 @@ commercetools keeps it findable and replayable, so nothing is lost.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Self
@@ -68,6 +70,34 @@ class Result:
         return {k: v for k, v in fields.items() if v is not None}
 
 
+class RecentSuccesses:
+    """Orders this process injected lately, so that Pub/Sub's duplicates are acked for free.
+
+    Bounded in size and age: it only saves requests, correctness never depends on it
+    (NewStore's idempotency on `external_id` does).
+    """
+
+    def __init__(self, max_orders: int = 10_000, ttl_s: float = 600.0) -> None:
+        self.max_orders = max_orders
+        self.ttl_s = ttl_s
+        self._results: OrderedDict[str, tuple[float, Result]] = OrderedDict()
+
+    def get(self, order_id: str) -> Result | None:
+        entry = self._results.get(order_id)
+        if entry is None or time.monotonic() - entry[0] > self.ttl_s:
+            return None
+        return entry[1]
+
+    def add(self, result: Result) -> None:
+        self._results[result.order_id] = (time.monotonic(), result)
+        self._results.move_to_end(result.order_id)
+        while len(self._results) > self.max_orders:
+            self._results.popitem(last=False)
+
+    def clear(self) -> None:
+        self._results.clear()
+
+
 class Permanent(Exception):
     def __init__(self, reason: str, error: dict[str, Any]) -> None:
         super().__init__(reason)
@@ -95,6 +125,7 @@ class OrderInjector:
             external_id_source=settings.new_store_external_id_source,
         )
         self._in_flight: dict[str, asyncio.Task[Result]] = {}
+        self.recent = RecentSuccesses()
 
     async def ready(self) -> None:
         await self.ctp.api.tokens.get()
@@ -111,13 +142,20 @@ class OrderInjector:
         await self.aclose()
 
     async def inject(self, order_id: str, message_id: str | None = None) -> Result:
-        """Concurrent deliveries of one order in this process share a single injection."""
+        """Concurrent deliveries of one order in this process share a single injection, and
+        a late duplicate of an order injected here shortly before costs no request at all."""
+        done = self.recent.get(order_id)
+        if done is not None:
+            return done
         task = self._in_flight.get(order_id)
         if task is None:
             task = asyncio.create_task(self._inject_once(order_id, message_id))
             self._in_flight[order_id] = task
             task.add_done_callback(lambda _: self._in_flight.pop(order_id, None))
-        return await asyncio.shield(task)
+        result = await asyncio.shield(task)
+        if result.outcome in (Outcome.INJECTED, Outcome.ALREADY_INJECTED):
+            self.recent.add(result)
+        return result
 
     async def _inject_once(self, order_id: str, message_id: str | None) -> Result:
         context = {"message_id": message_id} if message_id else {}

@@ -60,11 +60,25 @@ def test_redelivery_is_acknowledged_without_a_second_order(
 ) -> None:
     order_id = store_order(stack, 3)
     first = deliver(event, order_id).json()
+    requests_before = httpx.get(f"{stack.newstore_url}/_sandbox/counters").json()["total"]
 
     second = deliver(event, order_id)
 
     assert second.status_code == 200
     assert second.json()["newstore_order_id"] == first["newstore_order_id"]
+    assert len(newstore_orders(stack)) == 1
+    requests_after = httpx.get(f"{stack.newstore_url}/_sandbox/counters").json()["total"]
+    assert requests_after == requests_before  # a late duplicate costs no upstream request
+
+
+def test_redelivery_to_another_instance_is_idempotent(stack: Stack, event: httpx.Client) -> None:
+    order_id = store_order(stack, 14)
+    first = deliver(event, order_id).json()
+    stack.apps["event"].state.worker.recent.clear()  # another instance: nothing cached
+
+    second = deliver(event, order_id)
+
+    assert second.json() == first  # NewStore answered the same order again
     assert len(newstore_orders(stack)) == 1
 
 
@@ -72,6 +86,7 @@ def test_changed_order_is_already_injected(stack: Stack, event: httpx.Client) ->
     order_id = store_order(stack, 4)
     first = deliver(event, order_id).json()
     stack.ctp.collections["order"].get(order_id)["customerEmail"] = "changed@example.com"
+    stack.apps["event"].state.worker.recent.clear()  # as if another instance got the redelivery
 
     response = deliver(event, order_id)
 
