@@ -23,7 +23,7 @@ from rich.table import Table
 
 from connector.settings import Settings
 from job.settings import load_inventory_settings
-from job.sync import InventorySync, Status, SyncReport, build_clients
+from job.sync import Status, SyncReport, build_sync
 
 inventory_app = typer.Typer(
     no_args_is_help=True, help="Inventory sync: NewStore ATP -> commercetools stock."
@@ -38,6 +38,7 @@ def inventory() -> None:
 
 PHASES = {
     "newstore": "NewStore stock pages",
+    "export": "NewStore export polls",
     "commercetools": "commercetools entry pages",
     "products": "product look-ups",
     "writes": "writes",
@@ -84,13 +85,12 @@ def sync(
     from connector.cli import console, run
 
     async def sync_once(settings: Settings) -> SyncReport:
-        inventory = load_inventory_settings()
-        clients = build_clients(settings, inventory)
+        sync = build_sync(settings, load_inventory_settings())
         try:
             with ProgressBars(console) as bars:
-                return await InventorySync(clients, inventory).run(dry_run, bars)
+                return await sync.run(dry_run, bars)
         finally:
-            await clients.aclose()
+            await sync.aclose()
 
     report = run(sync_once)
     console.print(summary_table(report.summary()))
@@ -107,6 +107,7 @@ def summary_table(summary: dict[str, Any]) -> Table:
     table = Table("", "", title="inventory sync", show_header=False)
     rows = {
         "status": summary["status"],
+        "mode": _mode(summary),
         "created": summary["created"],
         "updated": summary["updated"],
         "unchanged": summary["unchanged"],
@@ -123,12 +124,26 @@ def summary_table(summary: dict[str, Any]) -> Table:
     planned = summary.get("planned")
     if planned:
         rows["planned updates / creates"] = f"{planned['updates']} / {planned['creates']}"
-    for key in ("stopped", "error"):
+    cursor = summary.get("cursor")
+    if cursor:
+        rows["cursor before / exported / after"] = (
+            f"{cursor['before']} / {cursor['exported']} / {cursor['after']}"
+        )
+    for key in ("export_id", "stopped", "error"):
         if summary.get(key):
-            rows[key] = summary[key]
+            rows[key.replace("_", " ")] = summary[key]
     for name, value in rows.items():
         table.add_row(name, str(value))
     return table
+
+
+def _mode(summary: dict[str, Any]) -> str:
+    """e.g. `incremental (delta since cursor 41)`; empty when the run did not get that far."""
+    mode = summary.get("mode")
+    if not mode:
+        return ""
+    reason = summary.get("mode_reason")
+    return f"{mode} ({reason})" if reason else str(mode)
 
 
 def sample_table(sample: list[dict[str, Any]]) -> Table:

@@ -51,12 +51,25 @@ async def read_channel_less_entries(
         where = [CHANNEL_LESS, f"id > {literal(results[-1]['id'])}"]
 
 
-async def fetch_channel_less(ctp: CommercetoolsClient, skus: Sequence[str]) -> dict[str, Entry]:
-    """The current channel-less entries of a few SKUs (after a conflict), in bulk."""
+async def fetch_channel_less(
+    ctp: CommercetoolsClient,
+    skus: Sequence[str],
+    concurrency: int = 1,
+    progress: Progress | None = None,
+) -> dict[str, Entry]:
+    """The current channel-less entries of some SKUs, in bulk: those of a delta, or those
+    to read again after a conflict. One query per 100 SKUs, `concurrency` at a time."""
+    progress = progress or NoProgress()
+    batches = list(chunks(sorted(set(skus)), REFETCH_BATCH))
+    progress.start("commercetools", len(batches))
     entries: dict[str, Entry] = {}
-    for batch in chunks(sorted(set(skus)), REFETCH_BATCH):
+
+    async def read(batch: Sequence[str]) -> None:
         sku_in = f"sku in ({', '.join(literal(sku) for sku in batch)})"
         channel_less_entries(await ctp.query_inventory([CHANNEL_LESS, sku_in]), entries)
+        progress.advance("commercetools")
+
+    await for_each(batches, read, concurrency)
     return entries
 
 

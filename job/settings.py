@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from connector.settings import _load
 
 PREFIX = "INVENTORY_"
+SyncMode = Literal["full", "incremental", "auto"]
 
 
 class InventorySettings(BaseSettings):
@@ -21,7 +22,18 @@ class InventorySettings(BaseSettings):
         env_prefix=PREFIX, env_file=".env", extra="ignore", case_sensitive=False
     )
 
-    # NewStore's field that names the commercetools SKU.
+    # full: read every stock row each run. incremental: NewStore's Availabilities Export API,
+    # only what changed since a cursor (a 404/403 from it is an error). auto (the default):
+    # incremental, or full with a warning while the export API answers 404/403, so that a
+    # tenant without it keeps syncing. Why this default: docs/inventory.md, "Modes".
+    sync_mode: SyncMode = "auto"
+    # Incremental: a full export instead of a delta once the last full one is this old, to
+    # heal drift that no delta shows (entries edited in commercetools, products created later).
+    full_reconcile_s: float = Field(24 * 3600, ge=0)
+    # Incremental: give up on an export still not finished this long after it started.
+    export_timeout_s: float = Field(600.0, gt=0)
+    # What names the commercetools SKU: `sku` (a stock row's `sku`; in an export, the row's
+    # external_identifiers[].identifiers.sku) or NewStore's `product_id`.
     match_field: Literal["sku", "product_id"] = "sku"
     # Requests in flight per upstream (pages, product look-ups, write batches).
     concurrency: int = Field(16, ge=1, le=256)

@@ -1,8 +1,8 @@
 """Where the stock comes from: NewStore's aggregate ATP per SKU.
 
 `StockSource` is what the sync needs; `StockedProductsSource` reads the full stock through
-`GET /_/v0/hq/stocked_products`. An incremental source (the Availabilities Export API with
-its `last_updated_at` cursor) can plug in beside it.
+`GET /_/v0/hq/stocked_products`. `job.export.ExportSource` reads it through the
+Availabilities Export API: everything, or only what changed since a cursor (a delta).
 """
 
 from __future__ import annotations
@@ -30,9 +30,18 @@ class StockSnapshot:
     duplicate_rows: int = 0
     rows_without_key: int = 0
     complete: bool = True  # False when the read stopped early: never plan on a partial sum
+    stopped: str | None = None  # why it is incomplete, when the source itself gave up
+    # A delta holds only the SKUs whose stock changed: a SKU absent from it is unchanged.
+    delta: bool = False
+    cursor: int | None = None  # the position in NewStore's stock that this snapshot reflects
+    export_id: str | None = None
 
 
 class StockSource(Protocol):
+    # True when `read` returns a delta; known before reading, so that the sync reads only
+    # the commercetools entries of the SKUs in it, and all of them otherwise.
+    delta: bool
+
     async def read(self, progress: Progress, stop: Callable[[], bool]) -> StockSnapshot: ...
 
 
@@ -74,6 +83,8 @@ class StockedProductsSource:
     pages are fetched in parallel and the read always ends (the seed's loop re-requested the
     same offset forever). A short page is completed by asking for the rest of its range.
     """
+
+    delta = False
 
     def __init__(
         self,

@@ -1,21 +1,30 @@
 """One inventory sync: lease -> read both sides -> plan -> apply -> release.
 
-Both reads run at the same time (NewStore's rate-limited pages dominate; commercetools'
+Modes (`INVENTORY_SYNC_MODE`, docs/inventory.md): `full` reads every stock row
+(`StockedProductsSource`); `incremental` reads NewStore's Availabilities Export API
+(`ExportSource`): a full export without a cursor or when a reconciliation is due, a delta
+otherwise; `auto` is incremental, or full while the export API answers 404/403. Every mode
+goes through the same read -> plan -> apply path (`_sync`); a delta only narrows what is
+read on the commercetools side to the entries of its SKUs.
+
+A full read reads both sides at the same time (NewStore's pages dominate; commercetools'
 cursor pages are sequential and hide behind them). Products are looked up only for SKUs
 without an entry, in bulk. The plan is pure (`job.plan`); the big read structures are
 dropped once it is made, so only the writes stay in memory while they are applied.
 
 The run stops starting new work at its deadline or when it can no longer trust its lease,
-and reports what is left; the next run picks it up (each run recomputes everything).
+and reports what is left; the next run picks it up (a full run recomputes everything, an
+incremental one keeps its cursor, so the next delta holds the same changes again).
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -23,7 +32,7 @@ import httpx
 import structlog
 
 from connector.commercetools import CommercetoolsClient
-from connector.http import RetryPolicy, UpstreamError
+from connector.http import RetryPolicy, UpstreamError, new_http_client
 from connector.lease import Lease
 from connector.newstore import NewStoreClient
 from connector.ratelimit import RateGate
@@ -31,9 +40,11 @@ from connector.settings import Settings
 from job.apply import apply_writes, make_writer
 from job.bounded import NoProgress, Progress, together
 from job.ctp import fetch_channel_less, product_skus, read_channel_less_entries
-from job.plan import Plan, plan_sync, sample_changes, skus_without_entry
+from job.cursor import CursorState, CursorStore, advanced, choose_export
+from job.export import ExportSource, ExportUnavailable, PollPolicy
+from job.plan import Entry, Plan, plan_sync, sample_changes, skus_without_entry
 from job.settings import InventorySettings
-from job.sources import StockedProductsSource, StockSource
+from job.sources import StockedProductsSource, StockSnapshot, StockSource
 
 log = structlog.get_logger("job")
 
@@ -71,16 +82,18 @@ class JobClients:
 
 
 def build_clients(settings: Settings, inventory: InventorySettings) -> JobClients:
-    pool = httpx.Limits(max_connections=inventory.concurrency + 4)
     gate = RateGate(inventory.newstore_rate_limit)
-    newstore_http = httpx.AsyncClient(
-        timeout=JOB_TIMEOUT, limits=pool, event_hooks=gate.event_hooks()
-    )
-    ctp_http = httpx.AsyncClient(timeout=JOB_TIMEOUT, limits=pool)
+    connections = inventory.concurrency + 4
+    newstore_http = new_http_client(JOB_TIMEOUT, connections, event_hooks=gate.event_hooks())
+    ctp_http = new_http_client(JOB_TIMEOUT, connections)
     return JobClients(
         CommercetoolsClient(settings.commercetools, http=ctp_http, retry=JOB_RETRY),
         NewStoreClient(settings.newstore, http=newstore_http, retry=JOB_RETRY),
     )
+
+
+def build_sync(settings: Settings, inventory: InventorySettings) -> InventorySync:
+    return InventorySync(build_clients(settings, inventory), inventory)
 
 
 @dataclass
@@ -103,6 +116,13 @@ class SyncReport:
     sample: list[dict[str, Any]] | None = None
     duration_s: float = 0.0
     requests: dict[str, int] = field(default_factory=dict)
+    mode: str | None = None  # the mode used: full or incremental
+    mode_reason: str | None = None
+    export: str | None = None  # incremental: "full" or "delta"
+    export_id: str | None = None
+    cursor_before: int | None = None
+    exported_cursor: int | None = None  # what the export reported (0 for some empty deltas)
+    cursor_after: int | None = None  # what is stored once the run is over
 
     def summary(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -124,6 +144,10 @@ class SyncReport:
             "phases_s": {phase: round(seconds, 3) for phase, seconds in self.phases_s.items()},
         }
         optional = {
+            "mode": self.mode,
+            "mode_reason": self.mode_reason,
+            "export": self.export,
+            "export_id": self.export_id,
             "planned": self.planned,
             "stopped": self.stopped,
             "error": self.error,
@@ -131,6 +155,12 @@ class SyncReport:
             "sample": self.sample,
         }
         body.update((key, value) for key, value in optional.items() if value is not None)
+        if self.mode == "incremental":
+            body["cursor"] = {
+                "before": self.cursor_before,
+                "exported": self.exported_cursor,
+                "after": self.cursor_after,
+            }
         return body
 
 
@@ -140,15 +170,30 @@ class InventorySync:
         clients: JobClients,
         settings: InventorySettings,
         source: StockSource | None = None,
+        polls: PollPolicy | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """`source`: the stock read by the full mode (NewStore's stocked products by
+        default); `polls`: how an export is waited for; `clock`: wall-clock time, for the
+        reconciliation period."""
         self.clients = clients
         self.settings = settings
-        self.source = source or StockedProductsSource(
+        self.full_source = source or StockedProductsSource(
             clients.newstore,
             settings.match_field,
             settings.newstore_page_size,
             settings.concurrency,
         )
+        self.polls = polls or PollPolicy(settings.export_timeout_s)
+        self.clock = clock
+        self.cursors = CursorStore(clients.ctp, settings.lease_container)
+
+    async def ready(self) -> None:
+        await self.clients.ctp.api.tokens.get()
+        await self.clients.newstore.api.tokens.get()
+
+    async def aclose(self) -> None:
+        await self.clients.aclose()
 
     async def run(self, dry_run: bool = False, progress: Progress | None = None) -> SyncReport:
         started = time.monotonic()
@@ -167,10 +212,7 @@ class InventorySync:
 
     async def _dry_run(self, started: float, progress: Progress | None) -> SyncReport:
         stopper = Stopper(started + self.settings.deadline_s, None)
-        plan, report = await self._plan(stopper, progress or NoProgress(), sample=True)
-        if plan is not None:
-            report.status = Status.DRY_RUN
-        return report
+        return await self._by_mode(stopper, progress or NoProgress(), dry_run=True)
 
     async def _leased(self, started: float, progress: Progress | None) -> SyncReport:
         ctp = self.clients.ctp
@@ -179,19 +221,75 @@ class InventorySync:
             return SyncReport(Status.SKIPPED, holder=lease.other)
         try:
             async with lease.kept_alive():
-                report = await self._sync(
-                    Stopper(started + self.settings.deadline_s, lease), progress
-                )
+                stopper = Stopper(started + self.settings.deadline_s, lease)
+                report = await self._by_mode(stopper, progress or NoProgress(), dry_run=False)
         except BaseException:
             await lease.release({"status": Status.ERROR.value})
             raise
         await lease.release(_short(report.summary()))
         return report
 
-    async def _sync(self, stopper: Stopper, progress: Progress | None) -> SyncReport:
-        progress = progress or NoProgress()
-        plan, report = await self._plan(stopper, progress, sample=False)
+    async def _by_mode(self, stopper: Stopper, progress: Progress, dry_run: bool) -> SyncReport:
+        mode = self.settings.sync_mode
+        if mode == "full":
+            report = await self._sync(self.full_source, stopper, progress, dry_run)
+            report.mode, report.mode_reason = "full", "INVENTORY_SYNC_MODE=full"
+            return report
+        try:
+            return await self._incremental(stopper, progress, dry_run)
+        except ExportUnavailable as error:
+            if mode != "auto":
+                raise
+            # Only the export's start answers this, before anything was read or written.
+            log.warning(
+                "export API unavailable: falling back to a full sync",
+                status=error.status,
+                error=str(error),
+                hint="INVENTORY_SYNC_MODE=full saves this request",
+            )
+            report = await self._sync(self.full_source, stopper, progress, dry_run)
+            report.mode = "full"
+            report.mode_reason = f"auto: the export API answered {error.status}, fell back to full"
+            return report
+
+    async def _incremental(self, stopper: Stopper, progress: Progress, dry_run: bool) -> SyncReport:
+        state = await self.cursors.load()
+        choice = choose_export(state, self.clock(), self.settings.full_reconcile_s)
+        source = ExportSource(
+            self.clients.newstore, self.settings.match_field, choice.cursor, self.polls
+        )
+        report = await self._sync(source, stopper, progress, dry_run)
+        report.mode, report.mode_reason = "incremental", choice.reason
+        report.export = "delta" if source.delta else "full"
+        after = state
+        if not dry_run and _all_applied(report):
+            after = await self._advance(state, report.exported_cursor, full=not source.delta)
+        report.cursor_before, report.cursor_after = state.last_updated_at, after.last_updated_at
+        return report
+
+    async def _advance(self, state: CursorState, exported: int | None, full: bool) -> CursorState:
+        """Store the cursor of an export whose changes are all applied; answer the state in
+        force afterwards. Nothing is written when nothing changes (a quiet run)."""
+        new = advanced(state, exported, full, self.clock())
+        if new == state:
+            return state
+        try:
+            saved = await self.cursors.save(new)
+        except UpstreamError as error:
+            # The writes are done; the next run repeats this export's changes, harmlessly.
+            log.warning("cursor not saved", error=str(error))
+            return state
+        return new if saved else state
+
+    async def _sync(
+        self, source: StockSource, stopper: Stopper, progress: Progress, dry_run: bool
+    ) -> SyncReport:
+        """Read, plan, apply: the one path of every mode."""
+        plan, report = await self._plan(source, stopper, progress, sample=dry_run)
         if plan is None:
+            return report
+        if dry_run:
+            report.status = Status.DRY_RUN
             return report
         writer = make_writer(
             self.clients.ctp,
@@ -199,7 +297,6 @@ class InventorySync:
             self.settings.concurrency,
             self.settings.graphql_batch,
         )
-
         refetch = functools.partial(fetch_channel_less, self.clients.ctp)
         with timed(report.phases_s, "write"):
             applied = await apply_writes(
@@ -214,17 +311,20 @@ class InventorySync:
         return report
 
     async def _plan(
-        self, stopper: Stopper, progress: Progress, sample: bool
+        self, source: StockSource, stopper: Stopper, progress: Progress, sample: bool
     ) -> tuple[Plan | None, SyncReport]:
         """Read both sides and plan; (None, report) when the reads could not finish."""
         ctp = self.clients.ctp
         phases: dict[str, float] = {}
         with timed(phases, "read"):
-            snapshot, entries = await together(
-                self.source.read(progress, stopper.stop), read_channel_less_entries(ctp, progress)
-            )
+            snapshot, entries = await self._read(source, stopper, progress)
         if not snapshot.complete:
-            report = SyncReport(Status.PARTIAL, stopped=stopper.reason(), stock_rows=snapshot.rows)
+            report = SyncReport(
+                Status.PARTIAL,
+                stopped=snapshot.stopped or stopper.reason(),
+                stock_rows=snapshot.rows,
+                export_id=snapshot.export_id,
+            )
             report.phases_s = phases
             return None, report
         with timed(phases, "products"):
@@ -241,10 +341,36 @@ class InventorySync:
             stock_rows=snapshot.rows,
             planned={"updates": len(plan.updates), "creates": len(plan.creates)},
             phases_s=phases,
+            export_id=snapshot.export_id,
+            exported_cursor=snapshot.cursor,
         )
         if sample:
             report.sample = sample_changes(plan, entries, DRY_RUN_SAMPLE)
         return plan, report
+
+    async def _read(
+        self, source: StockSource, stopper: Stopper, progress: Progress
+    ) -> tuple[StockSnapshot, dict[str, Entry]]:
+        ctp = self.clients.ctp
+        if not source.delta:
+            # Every entry is needed: read them while NewStore is read.
+            snapshot, entries = await together(
+                source.read(progress, stopper.stop), read_channel_less_entries(ctp, progress)
+            )
+            return snapshot, entries
+        # A delta names its SKUs: only their entries are read, after it. This is what keeps
+        # a quiet run at a handful of requests however large the inventory.
+        snapshot = await source.read(progress, stopper.stop)
+        if not snapshot.complete:
+            return snapshot, {}
+        skus = list(snapshot.atp)
+        entries = await fetch_channel_less(ctp, skus, self.settings.concurrency, progress)
+        return snapshot, entries
+
+
+def _all_applied(report: SyncReport) -> bool:
+    """Every change of the export is in commercetools: only then may the cursor move."""
+    return report.status is Status.OK and not report.failed and not report.remaining
 
 
 @dataclass

@@ -67,10 +67,11 @@ def test_health_needs_no_upstream(stack: Stack) -> None:
         assert httpx.get(f"{url}/health").json() == {"status": "ok"}
 
 
+@pytest.mark.parametrize("mode", ["full", "auto"])
 def test_a_full_run_makes_commercetools_equal_newstore_and_a_second_run_writes_nothing(
-    stack: Stack,
+    stack: Stack, mode: str
 ) -> None:
-    with job_client(stack, concurrency=4, graphql_batch=7) as url:
+    with job_client(stack, concurrency=4, graphql_batch=7, sync_mode=mode) as url:
         first = httpx.post(f"{url}/job", timeout=60)
         second = httpx.post(f"{url}/job", timeout=60)
 
@@ -94,7 +95,43 @@ def test_a_full_run_makes_commercetools_equal_newstore_and_a_second_run_writes_n
 
     again = second.json()
     assert (second.status_code, again["created"], again["updated"]) == (200, 0, 0)
-    assert again["unchanged"] == 8 + 60
+    if mode == "full":  # every SKU read and compared again
+        assert (body["mode"], again["unchanged"]) == ("full", 8 + 60)
+    else:  # the first run was a full export; the second a delta of nothing
+        assert (body["mode"], body["export"], again["export"]) == ("incremental", "full", "delta")
+        assert again["cursor"]["before"] == body["cursor"]["after"] == again["cursor"]["after"]
+        assert (again["unchanged"], again["stock_rows"]) == (0, 0)
+        assert sum(again["requests"].values()) < 10
+
+
+def test_post_job_reports_the_mode_the_cursor_and_the_changes(stack: Stack) -> None:
+    with job_client(stack) as url:
+        first = httpx.post(f"{url}/job", timeout=60).json()
+        row = {"product_id": "P0000003", "fulfillment_node_id": "STORE01", "atp": 77}
+        httpx.post(f"{stack.newstore_url}/_sandbox/stock", json={"stock": [row]})
+        delta = httpx.post(f"{url}/job", timeout=60).json()
+
+    assert (first["mode"], first["export"], first["cursor"]["before"]) == (
+        "incremental",
+        "full",
+        None,
+    )
+    assert delta["mode_reason"] == f"delta since cursor {first['cursor']['after']}"
+    assert delta["cursor"]["after"] == delta["cursor"]["exported"] > first["cursor"]["after"]
+    assert (delta["updated"], delta["created"], delta["stock_rows"]) == (1, 0, 3)
+    assert channel_less(stack)[sku(3)] == targets(stack)[sku(3)]
+    lease = stack.ctp.get_custom_object("newstore-connector-jobs", "inventory-sync")
+    assert lease["value"]["last_run"]["cursor"] == delta["cursor"]
+
+
+def test_auto_mode_falls_back_to_full_when_the_export_api_answers_404(stack: Stack) -> None:
+    controls = f"{stack.newstore_url}/_sandbox/emulator-controls"
+    httpx.patch(controls, json={"export_api_enabled": False}).raise_for_status()
+    with job_client(stack) as url:
+        body = httpx.post(f"{url}/job", timeout=60).json()
+    assert (body["status"], body["mode"]) == ("ok", "full")
+    assert "export API answered 404" in body["mode_reason"]
+    assert body["stock_rows"] == 24 + 3 * EXTRA_SKUS
 
 
 def test_a_run_is_skipped_while_another_holds_the_lease(stack: Stack) -> None:
@@ -152,3 +189,5 @@ def test_cli_dry_run_prints_the_plan_and_writes_nothing(stack: Stack) -> None:
     result = CliRunner().invoke(inventory_app, ["sync"], env=stack.env())
     assert result.exit_code == 0, result.output
     assert channel_less(stack) != before
+    assert "incremental (full export: no cursor yet)" in result.output
+    assert "cursor before / exported / after" in result.output

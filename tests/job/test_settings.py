@@ -22,6 +22,17 @@ def test_defaults_need_no_variable() -> None:
     )
 
 
+def test_the_default_mode_is_auto_with_a_daily_reconciliation() -> None:
+    settings = load_inventory_settings()
+    assert (settings.sync_mode, settings.full_reconcile_s) == ("auto", 86400)
+
+
+def test_an_unknown_mode_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INVENTORY_SYNC_MODE", "fast")
+    with pytest.raises(ConfigError, match="INVENTORY_SYNC_MODE"):
+        load_inventory_settings()
+
+
 def test_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INVENTORY_MATCH_FIELD", "product_id")
     monkeypatch.setenv("INVENTORY_NEWSTORE_RATE_LIMIT", "200")

@@ -183,8 +183,11 @@ def provoke_every_outcome(stack: Stack, run: Run) -> None:
     injected = store_order(stack, 101)
     run.deliver(injected)
     run.deliver(injected)  # redelivery: the same NewStore order
-    orders.get(injected)["customerEmail"] = "changed@example.com"
-    run.deliver(injected)  # already_injected
+    # NewStore already holds another payload under this order's external_id: already_injected
+    changed = store_order(stack, 150)
+    earlier = dict(stack.newstore.orders[injected].payload, external_id=changed)
+    stack.newstore.inject(earlier)
+    run.deliver(changed)
     run.deliver(store_order(stack, 102), cloud_events=True)
     subscription_test = {"typeId": "subscription", "id": "s"}
     run.post(push_envelope({"notificationType": "ResourceCreated", "resource": subscription_test}))

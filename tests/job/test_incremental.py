@@ -1,0 +1,348 @@
+"""The incremental sync on both emulators: full export, deltas, the cursor, and the modes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from structlog.testing import capture_logs
+
+from connector.commercetools import CommercetoolsClient
+from connector.newstore import NewStoreClient
+from connector.settings import CommercetoolsSettings
+from job.cursor import CURSOR_KEY
+from job.export import PollPolicy
+from job.settings import InventorySettings
+from job.sync import InventorySync, JobClients, Status, SyncReport
+from sandbox.commercetools import CommercetoolsEmulator
+from sandbox.newstore import NewStoreEmulator
+from tests.job.conftest import CT_URL, FAST_RETRY
+
+NODES = ("DC01", "STORE01", "STORE02")
+PRODUCTS = 30  # SKU-1..30 are commercetools products; SKU-1..20 have an entry
+CONTAINER = "newstore-connector-jobs"
+FAST_POLLS = PollPolicy(timeout_s=5.0, first_s=0.001, max_s=0.01)
+
+
+def sku(i: int) -> str:
+    return f"SKU-{i}"
+
+
+def node_atp(i: int, k: int) -> int:
+    return (3 * i + 5 * k) % 7 - 1  # some nodes below zero, like oversold ones
+
+
+@pytest.fixture(autouse=True)
+def catalog(ns_emulator: NewStoreEmulator, ct_emulator: CommercetoolsEmulator) -> None:
+    ns_emulator.clear()
+    ns_emulator.set_stock(
+        {"product_id": f"P{i}", "sku": sku(i), "fulfillment_node_id": node, "atp": node_atp(i, k)}
+        for i in range(1, PRODUCTS + 1)
+        for k, node in enumerate(NODES)
+    )
+    products = [{"masterVariant": {"id": 1, "sku": sku(i)}} for i in range(1, PRODUCTS + 1)]
+    entries = [{"sku": sku(i), "quantityOnStock": 50 + i} for i in range(1, 21)]
+    ct_emulator.seed({"products": products, "inventory": entries})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def make_sync(
+    ctp: CommercetoolsClient,
+    newstore: NewStoreClient,
+    clock: Clock,
+    polls: PollPolicy = FAST_POLLS,
+    **settings: Any,
+) -> InventorySync:
+    inventory = InventorySettings(**{"concurrency": 4, **settings})
+    return InventorySync(JobClients(ctp, newstore), inventory, polls=polls, clock=clock)
+
+
+def targets(emulator: NewStoreEmulator) -> dict[str, int]:
+    return {
+        emulator.products[p]: max(sum(atp for atp, _ in nodes.values()), 0)
+        for p, nodes in emulator.stock.items()
+    }
+
+
+def held(emulator: CommercetoolsEmulator) -> dict[str, int]:
+    entries = emulator.collections["inventory-entry"].items.values()
+    return {e["sku"]: e["quantityOnStock"] for e in entries if "supplyChannel" not in e}
+
+
+def stored_cursor(emulator: CommercetoolsEmulator) -> tuple[int | None, int]:
+    """(last_updated_at, version) of the cursor object."""
+    stored = emulator.get_custom_object(CONTAINER, CURSOR_KEY)
+    return stored["value"]["last_updated_at"], stored["version"]
+
+
+def change(emulator: NewStoreEmulator, rows: list[tuple[int, str, int]]) -> None:
+    emulator.set_stock(
+        {"product_id": f"P{i}", "fulfillment_node_id": node, "atp": atp} for i, node, atp in rows
+    )
+
+
+def total_requests(report: SyncReport) -> int:
+    return sum(report.requests.values())
+
+
+async def test_a_first_full_export_then_a_delta_of_what_changed(
+    ctp: CommercetoolsClient,
+    newstore: NewStoreClient,
+    ns_emulator: NewStoreEmulator,
+    ct_emulator: CommercetoolsEmulator,
+    clock: Clock,
+) -> None:
+    sync = make_sync(ctp, newstore, clock)
+    first = await sync.run()
+    body = first.summary()
+    assert (body["status"], body["mode"], body["export"]) == ("ok", "incremental", "full")
+    assert "no cursor yet" in body["mode_reason"]
+    assert held(ct_emulator) == targets(ns_emulator)
+    assert (first.created, first.stock_rows) == (10, 3 * PRODUCTS)
+    assert body["cursor"] == {"before": None, "exported": 1, "after": 1}
+
+    # An entry edited in commercetools: no delta shows it (its ATP did not change).
+    entries = ct_emulator.collections["inventory-entry"].items.values()
+    drifted = next(e for e in entries if e["sku"] == sku(5))
+    drifted["quantityOnStock"] = 999
+    # P2 changes at one node of three; P7 at all three; P9 goes below zero in total.
+    change(ns_emulator, [(2, "STORE01", 40)])
+    change(ns_emulator, [(7, node, 1) for node in NODES] + [(9, "DC01", -30)])
+
+    second = await sync.run()
+    body = second.summary()
+    assert (body["status"], body["export"], body["mode_reason"]) == (
+        "ok",
+        "delta",
+        "delta since cursor 1",
+    )
+    assert body["cursor"] == {"before": 1, "exported": 3, "after": 3}
+    assert (second.updated, second.created, second.stock_rows) == (3, 0, 9)
+    expected = targets(ns_emulator)
+    assert held(ct_emulator)[sku(2)] == expected[sku(2)] == 40 + node_atp(2, 0) + node_atp(2, 2)
+    assert held(ct_emulator)[sku(9)] == 0 and second.negative_clamped == 1
+    # a SKU absent from the delta is unchanged, not zero: the drifted entry is left alone
+    assert held(ct_emulator)[sku(5)] == 999
+    # a delta reads only its own SKUs' entries: no token, no entry pages
+    assert second.requests["newstore"] == 4  # start, two polls, the file
+    # lease (3), cursor read and write, one entry query, one write batch
+    assert second.requests["commercetools"] == 7
+
+    # Once the reconciliation period has passed, a full export heals the drift.
+    clock.now += timedelta(days=1)
+    third = await sync.run()
+    assert (third.export, third.updated) == ("full", 1)
+    assert "reconciliation due" in (third.mode_reason or "")
+    assert held(ct_emulator) == targets(ns_emulator)
+
+
+@pytest.mark.parametrize("empty_delta_cursor_zero", [False, True])
+async def test_no_change_means_no_write_and_a_cursor_that_stays(
+    ctp: CommercetoolsClient,
+    newstore: NewStoreClient,
+    ns_emulator: NewStoreEmulator,
+    ct_emulator: CommercetoolsEmulator,
+    clock: Clock,
+    empty_delta_cursor_zero: bool,
+) -> None:
+    sync = make_sync(ctp, newstore, clock)
+    await sync.run()
+    before = stored_cursor(ct_emulator)
+    ns_emulator.controls.empty_delta_cursor_zero = empty_delta_cursor_zero
+
+    quiet = await sync.run()
+
+    assert (quiet.status, quiet.created, quiet.updated, quiet.stock_rows) == (Status.OK, 0, 0, 0)
+    exported = 0 if empty_delta_cursor_zero else before[0]
+    assert quiet.summary()["cursor"] == {
+        "before": before[0],
+        "exported": exported,
+        "after": before[0],
+    }
+    assert stored_cursor(ct_emulator) == before  # not even rewritten
+    # lease (3), cursor read, export start, two polls, download
+    assert total_requests(quiet) == 8
+
+
+class RefusingWrites(httpx.AsyncBaseTransport):
+    """commercetools, except that GraphQL mutations after the first `allowed` answer 503."""
+
+    def __init__(self, app: FastAPI, allowed: int) -> None:
+        self.inner = httpx.ASGITransport(app)
+        self.allowed = allowed
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/graphql") and b"mutation" in request.content:
+            if self.allowed <= 0:
+                return httpx.Response(503, json={"statusCode": 503, "message": "down"})
+            self.allowed -= 1
+        return await self.inner.handle_async_request(request)
+
+
+@pytest.fixture
+async def failing_ctp(ct_app: FastAPI) -> AsyncIterator[CommercetoolsClient]:
+    settings = CommercetoolsSettings(
+        client_id="sandbox-client",
+        client_secret="sandbox-secret",
+        project_key="sandbox",
+        api_url=CT_URL,
+        auth_url=CT_URL,
+    )
+    http = httpx.AsyncClient(transport=RefusingWrites(ct_app, allowed=2))
+    async with CommercetoolsClient(settings, http=http, retry=FAST_RETRY) as client:
+        yield client
+
+
+async def test_a_failure_mid_run_keeps_the_cursor_and_the_next_run_heals(
+    ctp: CommercetoolsClient,
+    failing_ctp: CommercetoolsClient,
+    newstore: NewStoreClient,
+    ns_emulator: NewStoreEmulator,
+    ct_emulator: CommercetoolsEmulator,
+    clock: Clock,
+) -> None:
+    await make_sync(ctp, newstore, clock).run()
+    cursor = stored_cursor(ct_emulator)
+    change(ns_emulator, [(i, "DC01", 20 + i) for i in range(1, 7)])
+
+    broken = await make_sync(failing_ctp, newstore, clock, graphql_batch=1).run()
+
+    assert broken.status is Status.OK and broken.updated == 2
+    assert len(broken.failed) == 4  # commercetools down after two writes
+    assert broken.summary()["cursor"]["after"] == cursor[0]
+    assert stored_cursor(ct_emulator) == cursor
+    assert held(ct_emulator) != targets(ns_emulator)
+
+    healed = await make_sync(ctp, newstore, clock).run()
+    # the same delta again: the two written before are unchanged now
+    assert (healed.export, healed.updated, healed.unchanged) == ("delta", 4, 2)
+    assert held(ct_emulator) == targets(ns_emulator)
+    assert stored_cursor(ct_emulator)[0] == ns_emulator.revision > (cursor[0] or 0)
+
+
+async def test_an_export_that_never_finishes_ends_at_its_deadline_with_a_clear_status(
+    ctp: CommercetoolsClient,
+    newstore: NewStoreClient,
+    ns_emulator: NewStoreEmulator,
+    ct_emulator: CommercetoolsEmulator,
+    clock: Clock,
+) -> None:
+    ns_emulator.controls.export_never_finish = True
+    before = held(ct_emulator)
+    polls = PollPolicy(timeout_s=0.2, first_s=0.01, max_s=0.05)
+
+    report = await make_sync(ctp, newstore, clock, polls).run()
+
+    body = report.summary()
+    assert (body["status"], body["stopped"], body["mode"]) == (
+        "partial",
+        "export_timeout",
+        "incremental",
+    )
+    assert body["export_id"] and body["cursor"] == {"before": None, "exported": None, "after": None}
+    assert held(ct_emulator) == before
+    with pytest.raises(Exception, match="not found"):
+        ct_emulator.get_custom_object(CONTAINER, CURSOR_KEY)
+
+
+async def test_auto_falls_back_to_a_full_sync_when_the_export_api_answers_404(
+    ctp: CommercetoolsClient,
+    newstore: NewStoreClient,
+    ns_emulator: NewStoreEmulator,
+    ct_emulator: CommercetoolsEmulator,
+    clock: Clock,
+) -> None:
+    ns_emulator.controls.export_api_enabled = False
+    with capture_logs() as logs:
+        report = await make_sync(ctp, newstore, clock, sync_mode="auto").run()
+
+    body = report.summary()
+    assert (body["status"], body["mode"], "cursor" in body) == ("ok", "full", False)
+    assert "answered 404" in body["mode_reason"]
+    assert held(ct_emulator) == targets(ns_emulator)
+    fallback = [line for line in logs if "falling back" in line["event"]]
+    assert fallback and fallback[0]["log_level"] == "warning" and fallback[0]["status"] == 404
+
+
+async def test_incremental_mode_without_the_export_api_is_an_error(
+    ctp: CommercetoolsClient,
+    newstore: NewStoreClient,
+    ns_emulator: NewStoreEmulator,
+    ct_emulator: CommercetoolsEmulator,
+    clock: Clock,
+) -> None:
+    ns_emulator.controls.export_api_enabled = False
+    before = held(ct_emulator)
+    report = await make_sync(ctp, newstore, clock, sync_mode="incremental").run()
+    assert report.status is Status.ERROR
+    assert "availabilities export API refused" in (report.error or "")
+    assert held(ct_emulator) == before
+
+
+async def test_full_mode_never_asks_for_an_export(
+    ctp: CommercetoolsClient,
+    newstore: NewStoreClient,
+    ns_emulator: NewStoreEmulator,
+    ct_emulator: CommercetoolsEmulator,
+    clock: Clock,
+) -> None:
+    report = await make_sync(ctp, newstore, clock, sync_mode="full").run()
+    assert (report.mode, report.mode_reason) == ("full", "INVENTORY_SYNC_MODE=full")
+    assert held(ct_emulator) == targets(ns_emulator)
+    assert ns_emulator.sandbox.counters["POST /v0/d/availabilities/bulk"] == 0
+
+
+async def test_a_zipped_export_syncs_the_same(
+    ctp: CommercetoolsClient,
+    newstore: NewStoreClient,
+    ns_emulator: NewStoreEmulator,
+    ct_emulator: CommercetoolsEmulator,
+    clock: Clock,
+) -> None:
+    ns_emulator.controls.export_format = "zip"
+    sync = make_sync(ctp, newstore, clock)
+    assert (await sync.run()).status is Status.OK
+    change(ns_emulator, [(4, "STORE02", 11)])
+    delta = await sync.run()
+    assert (delta.export, delta.updated) == ("delta", 1)
+    assert held(ct_emulator) == targets(ns_emulator)
+
+
+async def test_a_dry_run_plans_the_delta_and_moves_no_cursor(
+    ctp: CommercetoolsClient,
+    newstore: NewStoreClient,
+    ns_emulator: NewStoreEmulator,
+    ct_emulator: CommercetoolsEmulator,
+    clock: Clock,
+) -> None:
+    sync = make_sync(ctp, newstore, clock)
+    await sync.run()
+    cursor = stored_cursor(ct_emulator)
+    change(ns_emulator, [(4, "STORE02", 11)])
+
+    dry = await sync.run(dry_run=True)
+
+    assert (dry.status, dry.export, dry.planned) == (
+        Status.DRY_RUN,
+        "delta",
+        {"updates": 1, "creates": 0},
+    )
+    assert dry.sample and dry.sample[0]["sku"] == sku(4)
+    assert stored_cursor(ct_emulator) == cursor
+    assert (await sync.run()).updated == 1  # the real run still sees the change
