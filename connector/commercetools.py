@@ -4,19 +4,18 @@ subscriptions)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
 from connector.http import (
-    ApiClient,
     NotFoundError,
     RetryPolicy,
     Token,
-    TokenCache,
+    UpstreamClient,
     UpstreamError,
     classify_status,
-    new_http_client,
+    json_object,
     post_token_form,
     retry_after_seconds,
 )
@@ -58,12 +57,7 @@ def graphql_error(error: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_error(response: httpx.Response) -> CommercetoolsError:
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
+    body = json_object(response)
     # A refused GraphQL request has no top-level message and keeps its codes in extensions.
     errors = [
         graphql_error(e) if "extensions" in e else e
@@ -82,7 +76,12 @@ def parse_error(response: httpx.Response) -> CommercetoolsError:
     )
 
 
-class CommercetoolsClient:
+class CommercetoolsClient(UpstreamClient):
+    service = SERVICE
+    default_timeout = DEFAULT_TIMEOUT
+    auth_failure_statuses = frozenset({401})
+    parse_error = staticmethod(parse_error)
+
     def __init__(
         self,
         settings: CommercetoolsSettings,
@@ -90,25 +89,8 @@ class CommercetoolsClient:
         retry: RetryPolicy | None = None,
     ) -> None:
         self.settings = settings
-        self.http = http or new_http_client(DEFAULT_TIMEOUT)
         self.project_url = f"{settings.api_base}/{settings.project_key}"
-        self.api = ApiClient(
-            SERVICE,
-            self.http,
-            TokenCache(self._fetch_token),
-            retry or RetryPolicy(),
-            parse_error,
-            auth_failure_statuses=frozenset({401}),
-        )
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.aclose()
+        super().__init__(http, retry)
 
     async def _fetch_token(self) -> Token:
         data = {"grant_type": "client_credentials"}

@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
@@ -215,6 +215,53 @@ class ApiClient:
             return await self.http.request(method, url, headers=headers, **kwargs)
         except httpx.TransportError as error:
             raise network_error(self.service, error) from None
+
+
+class UpstreamClient:
+    """One upstream API: its pooled HTTP client, cached token and retried requests.
+
+    Subclasses name the service and say how to fetch a token and read an error answer.
+    """
+
+    service: ClassVar[str]
+    default_timeout: ClassVar[httpx.Timeout]
+    auth_failure_statuses: ClassVar[frozenset[int]]
+
+    def __init__(self, http: httpx.AsyncClient | None, retry: RetryPolicy | None) -> None:
+        self.http = http or new_http_client(self.default_timeout)
+        self.api = ApiClient(
+            self.service,
+            self.http,
+            TokenCache(self._fetch_token),
+            retry or RetryPolicy(),
+            self.parse_error,
+            self.auth_failure_statuses,
+        )
+
+    async def _fetch_token(self) -> Token:
+        raise NotImplementedError
+
+    @staticmethod
+    def parse_error(response: httpx.Response) -> UpstreamError:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The body as a JSON object, or {} when it is not one (an error page, say)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def network_error(service: str, error: httpx.TransportError) -> UpstreamError:

@@ -3,19 +3,18 @@ Availabilities Export API, typed errors."""
 
 from __future__ import annotations
 
-from typing import IO, Any, Self
+from typing import IO, Any
 
 import httpx
 
 from connector.http import (
-    ApiClient,
     RetryPolicy,
     Token,
-    TokenCache,
+    UpstreamClient,
     UpstreamError,
     classify_status,
+    json_object,
     network_error,
-    new_http_client,
     post_token_form,
     retry_after_seconds,
 )
@@ -50,12 +49,7 @@ class NewStoreError(UpstreamError):
 
 
 def parse_error(response: httpx.Response) -> NewStoreError:
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
+    body = json_object(response)
     return NewStoreError(
         str(body.get("error_code") or f"http_{response.status_code}"),
         str(body.get("message") or response.reason_phrase)[:500],
@@ -66,7 +60,13 @@ def parse_error(response: httpx.Response) -> NewStoreError:
     )
 
 
-class NewStoreClient:
+class NewStoreClient(UpstreamClient):
+    service = SERVICE
+    default_timeout = DEFAULT_TIMEOUT
+    # NewStore answers an expired token with 403, not 401.
+    auth_failure_statuses = frozenset({401, 403})
+    parse_error = staticmethod(parse_error)
+
     def __init__(
         self,
         settings: NewStoreSettings,
@@ -74,26 +74,8 @@ class NewStoreClient:
         retry: RetryPolicy | None = None,
     ) -> None:
         self.settings = settings
-        self.http = http or new_http_client(DEFAULT_TIMEOUT)
         self.base_url = settings.api_base
-        self.api = ApiClient(
-            SERVICE,
-            self.http,
-            TokenCache(self._fetch_token),
-            retry or RetryPolicy(),
-            parse_error,
-            # NewStore answers an expired token with 403, not 401.
-            auth_failure_statuses=frozenset({401, 403}),
-        )
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.aclose()
+        super().__init__(http, retry)
 
     async def _fetch_token(self) -> Token:
         settings = self.settings
