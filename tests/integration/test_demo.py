@@ -1,0 +1,23 @@
+"""The README's first command: the demo runs the whole lifecycle and exits 0."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from connector.cli import app
+
+
+def test_demo_runs_end_to_end() -> None:
+    result = CliRunner().invoke(app, ["demo", "--orders", "2"], env={"COLUMNS": "160"})
+
+    assert result.exit_code == 0, result.output
+    for step in (
+        "subscription newstore-connector-order-created created",
+        "orders injected",
+        "inventory sync",
+        "failed 0",
+        "deleted",
+        "demo finished",
+    ):
+        assert step in result.output
+    assert "not injected" not in result.output
