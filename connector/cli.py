@@ -22,6 +22,7 @@ app.add_typer(inventory_app, name="inventory")
 console = Console()
 
 T = TypeVar("T")
+INJECTED = ("injected", "already_injected")
 
 
 def run(coroutine_factory: Callable[[Settings], Awaitable[T]]) -> T:
@@ -88,7 +89,34 @@ def orders_replay(order_id: str) -> None:
 
     summary = run(replay)
     console.print_json(json.dumps(summary))
-    if summary["outcome"] not in ("injected", "already_injected"):
+    if summary["outcome"] not in INJECTED:
+        raise typer.Exit(1)
+
+
+@orders_app.command("replay-failed")
+def orders_replay_failed(limit: int = typer.Option(100, help="at most this many")) -> None:
+    """Replay every order recorded as failed, one after another (e.g. after an outage)."""
+
+    async def replay_all(settings: Settings) -> list[dict[str, Any]]:
+        from event.app import build_injector
+
+        async with build_injector(settings.validate_all()) as injector:
+            failed = await injector.records.failed(limit)
+            return [(await injector.inject(r["order_id"])).summary() for r in failed]
+
+    summaries = run(replay_all)
+    table = Table("order id", "outcome", "NewStore order id", "reason")
+    for summary in summaries:
+        table.add_row(
+            summary["order_id"],
+            summary["outcome"],
+            summary.get("newstore_order_id", ""),
+            summary.get("reason", ""),
+        )
+    console.print(table)
+    still_failing = sum(1 for s in summaries if s["outcome"] not in INJECTED)
+    console.print(f"{len(summaries) - still_failing} of {len(summaries)} replayed into NewStore")
+    if still_failing:
         raise typer.Exit(1)
 
 

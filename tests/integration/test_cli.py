@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -76,3 +77,21 @@ def test_event_app_refuses_to_start_without_configuration(tmp_path) -> None:
     )
     assert started.returncode != 0
     assert "CTP_CLIENT_ID: Field required" in started.stdout + started.stderr
+
+
+def test_replay_failed_heals_every_parked_order_after_an_outage(cli_env: Stack) -> None:
+    orders = [store_order(cli_env, n) for n in (23, 24)]
+    httpx.put(f"{cli_env.newstore_url}/_sandbox/controls", json={"fault_rate": 1.0})
+    for order_id in orders:  # NewStore down: each order is parked as failed at once
+        runner.invoke(
+            app, ["orders", "replay", order_id], env={"ORDER_MAX_TRANSIENT_ATTEMPTS": "1"}
+        )
+    listed = runner.invoke(app, ["orders", "failed"], env={"COLUMNS": "200"}).output
+    assert all(o in listed for o in orders)
+    httpx.put(f"{cli_env.newstore_url}/_sandbox/controls", json={"fault_rate": 0.0})
+
+    result = runner.invoke(app, ["orders", "replay-failed"], env={"COLUMNS": "200"})
+
+    assert result.exit_code == 0, result.output
+    assert "2 of 2 replayed into NewStore" in result.output
+    assert {o.external_id for o in cli_env.newstore.orders.values()} == set(orders)
