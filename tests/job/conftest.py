@@ -50,15 +50,20 @@ def ns_emulator(ns_app: FastAPI) -> newstore_emulator.NewStoreEmulator:
     return ns_app.state.emulator  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-async def ctp(ct_app: FastAPI) -> AsyncIterator[CommercetoolsClient]:
-    settings = CommercetoolsSettings(
+def sandbox_ctp_settings() -> CommercetoolsSettings:
+    """The in-process commercetools emulator's API client."""
+    return CommercetoolsSettings(
         client_id="sandbox-client",
         client_secret="sandbox-secret",
         project_key="sandbox",
         api_url=CT_URL,
         auth_url=CT_URL,
     )
+
+
+@pytest.fixture
+async def ctp(ct_app: FastAPI) -> AsyncIterator[CommercetoolsClient]:
+    settings = sandbox_ctp_settings()
     http = httpx.AsyncClient(transport=httpx.ASGITransport(ct_app))
     async with CommercetoolsClient(settings, http=http, retry=FAST_RETRY) as client:
         yield client

@@ -13,14 +13,13 @@ from structlog.testing import capture_logs
 
 from connector.commercetools import CommercetoolsClient
 from connector.newstore import NewStoreClient
-from connector.settings import CommercetoolsSettings
 from job.cursor import CURSOR_KEY
 from job.export import PollPolicy
 from job.settings import InventorySettings
 from job.sync import InventorySync, JobClients, Status, SyncReport
 from sandbox.commercetools import CommercetoolsEmulator
 from sandbox.newstore import NewStoreEmulator
-from tests.job.conftest import CT_URL, FAST_RETRY
+from tests.job.conftest import FAST_RETRY, sandbox_ctp_settings
 
 NODES = ("DC01", "STORE01", "STORE02")
 PRODUCTS = 30  # SKU-1..30 are commercetools products; SKU-1..20 have an entry
@@ -197,13 +196,7 @@ class RefusingWrites(httpx.AsyncBaseTransport):
 
 @pytest.fixture
 async def failing_ctp(ct_app: FastAPI) -> AsyncIterator[CommercetoolsClient]:
-    settings = CommercetoolsSettings(
-        client_id="sandbox-client",
-        client_secret="sandbox-secret",
-        project_key="sandbox",
-        api_url=CT_URL,
-        auth_url=CT_URL,
-    )
+    settings = sandbox_ctp_settings()
     http = httpx.AsyncClient(transport=RefusingWrites(ct_app, allowed=2))
     async with CommercetoolsClient(settings, http=http, retry=FAST_RETRY) as client:
         yield client
