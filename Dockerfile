@@ -3,18 +3,21 @@
 #   docker run -e APP=event -e PORT=8080 --env-file .env -p 8080:8080 newstore-connector
 # Deploying it on Google Cloud Run: docs/deploy.md.
 
-# --- build: install the project and its dependencies into a virtualenv ------------------------
+# --- build: the pinned runtime dependencies, then the project, into a virtualenv -----------
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 WORKDIR /src
-# Metadata first, so that the dependency layer is rebuilt only when pyproject.toml changes.
+# The dependency layer is built from the lock alone, before any code is copied, so a code
+# change reuses it; --require-hashes installs exactly the pinned files.
+COPY requirements/runtime.txt ./requirements/runtime.txt
+RUN /opt/venv/bin/pip install --require-hashes -r requirements/runtime.txt
 COPY pyproject.toml README.md ./
 COPY connector ./connector
 COPY event ./event
 COPY job ./job
-COPY sandbox ./sandbox
-RUN /opt/venv/bin/pip install .
+COPY cli ./cli
+RUN /opt/venv/bin/pip install --no-deps .
 
 # --- run: the virtualenv only, as an unprivileged user ---------------------------------------
 FROM python:3.11-slim
@@ -29,4 +32,4 @@ COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 USER 10001
 EXPOSE 8080
-CMD ["python", "-m", "connector.serve"]
+CMD ["python", "-m", "cli.serve"]

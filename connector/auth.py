@@ -34,7 +34,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from connector.hardening import path_matches, run_lifespan, send_json
-from connector.settings import ConfigError, _load
+from connector.settings import ConfigError, load_settings_group
 
 log = structlog.get_logger("auth")
 
@@ -85,7 +85,7 @@ class AuthSettings(BaseSettings):
 
 def load_auth_settings() -> AuthSettings:
     """Raise `ConfigError` naming the variable when one is invalid."""
-    return _load(AuthSettings, PREFIX)
+    return load_settings_group(AuthSettings, PREFIX)
 
 
 # --- outcomes ------------------------------------------------------------------------------
@@ -251,7 +251,7 @@ class GoogleIdTokenVerifier:
     def _decode(self, token: str, kid: str, certificate: str) -> Mapping[str, Any]:
         try:
             # Signature, iat and exp; `aud` is checked below, to log which claim failed.
-            claims: Mapping[str, Any] = jwt.decode(
+            claims: Mapping[str, Any] = jwt.decode(  # type: ignore[no-untyped-call]
                 token, certs={kid: certificate}, clock_skew_in_seconds=self.clock_skew_s
             )
         except google_exceptions.InvalidValue:
@@ -281,7 +281,7 @@ def _key_id(token: str) -> str:
     if token.rsplit(".", 1)[-1] == SIGNATURE_REMOVED:
         raise TokenRejected("signature_removed_by_platform")
     try:
-        header = jwt.decode_header(token)
+        header = jwt.decode_header(token)  # type: ignore[no-untyped-call]
     except (ValueError, TypeError):
         raise TokenRejected("malformed") from None
     # Google signs ID tokens with RS256 only; anything else is refused before any key work.

@@ -8,7 +8,6 @@ no update action for the format.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -69,7 +68,7 @@ def subscription_draft(env: Mapping[str, str]) -> dict[str, Any]:
     message_format = (
         CloudEventsFormat(cloud_events_version="1.0")
         if wanted == "CloudEvents"
-        else PlatformFormat()
+        else PlatformFormat()  # type: ignore[no-untyped-call]
     )
     draft = SubscriptionDraft(
         key=SUBSCRIPTION_KEY,
@@ -113,7 +112,3 @@ async def pre_undeploy(ctp: CommercetoolsClient) -> DeployResult:
         if error.status != 404:  # deleted meanwhile by a concurrent run: that is the goal
             raise
     return DeployResult("deleted", existing["id"])
-
-
-def process_env() -> dict[str, str]:
-    return dict(os.environ)

@@ -31,7 +31,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from connector.settings import ConfigError, _load
+from connector.settings import ConfigError, load_settings_group
 
 log = structlog.get_logger("hardening")
 
@@ -64,7 +64,7 @@ class HardeningSettings(BaseSettings):
 
 def load_hardening_settings() -> HardeningSettings:
     """Raise `ConfigError` naming the variable when one is invalid."""
-    return _load(HardeningSettings, PREFIX)
+    return load_settings_group(HardeningSettings, PREFIX)
 
 
 # --- answers -------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -12,7 +13,9 @@ import structlog
 _configured = False
 
 
-def _cloud_logging_names(_: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+def _cloud_logging_names(
+    _: Any, method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     event["severity"] = event.pop("level", method).upper()
     event["message"] = event.pop("event", "")
     return event

@@ -1,12 +1,8 @@
-"""The container's entry point: one image, two apps, chosen by $APP (or the first argument).
+"""Serving an app the way a container platform wants it (`cli.serve` and the apps' scripts).
 
-    APP=event python -m connector.serve     # POST /event, on $PORT (default 8080)
-    APP=job   python -m connector.serve     # POST /job
-
-Unlike the apps' own `serve()`, this is tuned for a container platform: no uvicorn access
-log (Cloud Run logs every request already, and its plain-text lines would sit between our
-JSON ones), no `server` header, and a graceful shutdown shorter than Cloud Run's 10 s
-between SIGTERM and SIGKILL, so in-flight deliveries finish and are acknowledged.
+No uvicorn access log (Cloud Run logs every request already, and its plain-text lines would
+sit between our JSON ones), no `server` header, and a graceful shutdown shorter than Cloud
+Run's 10 s between SIGTERM and SIGKILL, so in-flight deliveries finish and are acknowledged.
 """
 
 from __future__ import annotations
@@ -15,19 +11,10 @@ import os
 import sys
 
 import uvicorn
+from starlette.types import ASGIApp
 
-APPS = {"event": "event.app:app", "job": "job.app:app"}
 DEFAULT_PORT = 8080
 GRACEFUL_SHUTDOWN_S = 8
-
-
-def choose_app(argv: list[str], environ: dict[str, str]) -> str:
-    """The app named by argv[0] or $APP; SystemExit(2) otherwise."""
-    name = (argv[0] if argv else environ.get("APP", "")).strip().lower()
-    if name not in APPS:
-        print(f"set APP (or the first argument) to one of: {', '.join(APPS)}", file=sys.stderr)
-        raise SystemExit(2)
-    return name
 
 
 def choose_port(environ: dict[str, str]) -> int:
@@ -38,23 +25,14 @@ def choose_port(environ: dict[str, str]) -> int:
     return int(raw)
 
 
-def main(argv: list[str] | None = None) -> None:
-    environ = dict(os.environ)
-    serve_app(choose_app(sys.argv[1:] if argv is None else argv, environ), environ)
-
-
-def serve_app(name: str, environ: dict[str, str] | None = None) -> None:
-    """Serve the app `name` (`event` or `job`) on $PORT; the apps' console scripts use it too."""
+def serve_app(app: ASGIApp, environ: dict[str, str] | None = None) -> None:
+    """Serve `app` on $PORT (default 8080) on all interfaces."""
     environ = dict(os.environ) if environ is None else environ
     uvicorn.run(
-        APPS[name],
+        app,
         host="0.0.0.0",  # the container's interface, reached through the platform's proxy
         port=choose_port(environ),
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
-
-
-if __name__ == "__main__":
-    main()

@@ -26,14 +26,14 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message is safe to print (no secret values)."""
 
 
-def _config(prefix: str) -> SettingsConfigDict:
+def settings_config(prefix: str) -> SettingsConfigDict:
     return SettingsConfigDict(
         env_prefix=prefix, env_file=".env", extra="ignore", case_sensitive=False
     )
 
 
 class CommercetoolsSettings(BaseSettings):
-    model_config = _config("CTP_")
+    model_config = settings_config("CTP_")
 
     client_id: str = Field(min_length=1)
     client_secret: SecretStr
@@ -59,7 +59,7 @@ class CommercetoolsSettings(BaseSettings):
 
 
 class NewStoreSettings(BaseSettings):
-    model_config = _config("NEW_STORE_")
+    model_config = settings_config("NEW_STORE_")
 
     base_url: AnyHttpUrl
     shop: str = Field(min_length=1)
@@ -87,20 +87,6 @@ class NewStoreSettings(BaseSettings):
         return _base(self.base_url, "")
 
 
-class OrderSettings(BaseSettings):
-    """How orders are mapped and recorded (all optional)."""
-
-    model_config = _config("")
-
-    new_store_external_id_source: Literal["id", "orderNumber"] = "id"
-    new_store_channel_type: Literal["web", "mobile", "store"] = "web"
-    new_store_channel_name: str = Field("commercetools", min_length=1, max_length=64)
-    new_store_default_locale: str = Field("en-US", min_length=2)
-    order_record_successes: bool = True
-    order_records_container: str = Field("newstore-connector-orders", pattern=r"^[-_~.a-zA-Z0-9]+$")
-    order_max_transient_attempts: int = Field(50, ge=1)
-
-
 class Settings:
     """All settings; each group is validated on first use, so a command that needs only
     commercetools (the deploy scripts) does not demand NewStore variables.
@@ -112,33 +98,29 @@ class Settings:
         self,
         commercetools: CommercetoolsSettings | None = None,
         newstore: NewStoreSettings | None = None,
-        orders: OrderSettings | None = None,
     ) -> None:
-        given = {"commercetools": commercetools, "newstore": newstore, "orders": orders}
+        given = {"commercetools": commercetools, "newstore": newstore}
         # cached_property reads the instance dict first, so a given group wins.
         self.__dict__.update({name: group for name, group in given.items() if group})
 
     @cached_property
     def commercetools(self) -> CommercetoolsSettings:
-        return _load(CommercetoolsSettings, "CTP_")
+        return load_settings_group(CommercetoolsSettings, "CTP_")
 
     @cached_property
     def newstore(self) -> NewStoreSettings:
-        return _load(NewStoreSettings, "NEW_STORE_")
-
-    @cached_property
-    def orders(self) -> OrderSettings:
-        return _load(OrderSettings, "")
+        return load_settings_group(NewStoreSettings, "NEW_STORE_")
 
     def validate_all(self) -> Settings:
-        _ = self.commercetools, self.newstore, self.orders
+        _ = self.commercetools, self.newstore
         return self
 
 
 SettingsGroup = TypeVar("SettingsGroup", bound=BaseSettings)
 
 
-def _load(cls: type[SettingsGroup], prefix: str) -> SettingsGroup:
+def load_settings_group(cls: type[SettingsGroup], prefix: str) -> SettingsGroup:
+    """The group read from the environment; `ConfigError` names each invalid variable."""
     try:
         return cls()
     except ValidationError as error:

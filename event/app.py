@@ -19,24 +19,27 @@ from connector.serve import serve_app
 from connector.service import service_app
 from connector.settings import Settings
 from event.envelope import EnvelopeError, MessageKind, parse_push
-from event.handler import OrderInjector, Outcome
+from event.handler import OrderInjector, DeliveryOutcome
+from event.settings import OrderSettings, load_order_settings
 
 log = structlog.get_logger("event")
 
 
-def build_injector(settings: Settings) -> OrderInjector:
+def build_injector(settings: Settings, orders: OrderSettings | None = None) -> OrderInjector:
+    """The injector over both APIs; the order settings are read from the environment unless
+    given."""
     return OrderInjector(
         CommercetoolsClient(settings.commercetools),
         NewStoreClient(settings.newstore),
-        settings.orders,
+        orders or load_order_settings(),
         shop=settings.newstore.shop,
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, orders: OrderSettings | None = None) -> FastAPI:
     app = service_app(
         "newstore-connector event app",
-        lambda: build_injector((settings or Settings()).validate_all()),
+        lambda: build_injector((settings or Settings()).validate_all(), orders),
         work_path="/event",
         pubsub_push=True,
     )
@@ -65,7 +68,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def _log_delivery(fields: dict[str, Any], started: float) -> None:
     duration_ms = round((time.perf_counter() - started) * 1000, 1)
-    level = "warning" if fields.get("outcome") in (Outcome.FAILED, Outcome.RETRY) else "info"
+    level = (
+        "warning"
+        if fields.get("outcome") in (DeliveryOutcome.FAILED, DeliveryOutcome.RETRY)
+        else "info"
+    )
     getattr(log, level)("delivery", **fields, duration_ms=duration_ms)
 
 
@@ -74,4 +81,4 @@ app = create_app()
 
 def serve() -> None:
     """Console entry point: `newstore-connector-event`, on $PORT (default 8080)."""
-    serve_app("event")
+    serve_app(app)

@@ -25,11 +25,11 @@ from pydantic import ValidationError
 from connector.commercetools import CommercetoolsClient
 from connector.http import NotFoundError, UpstreamError
 from connector.newstore import ALREADY_INJECTED, NewStoreClient, NewStoreError
-from connector.records import OrderRecords, RecordStatus
-from connector.settings import OrderSettings
 from event.errors import MappingError
 from event.mapping import MappingOptions, map_order, payload_to_json
 from event.order import ORDER_EXPANSIONS, Order
+from event.records import OrderRecords, RecordStatus
+from event.settings import OrderSettings
 
 log = structlog.get_logger("event")
 
@@ -38,7 +38,7 @@ WORK_BUDGET_S = 7.0
 RECORD_BUDGET_S = 2.0
 
 
-class Outcome(StrEnum):
+class DeliveryOutcome(StrEnum):
     INJECTED = "injected"
     ALREADY_INJECTED = "already_injected"
     FAILED = "failed"
@@ -46,8 +46,8 @@ class Outcome(StrEnum):
 
 
 @dataclass(frozen=True)
-class Result:
-    outcome: Outcome
+class InjectionResult:
+    outcome: DeliveryOutcome
     order_id: str
     newstore_order_id: str | None = None
     reason: str | None = None
@@ -56,7 +56,7 @@ class Result:
 
     @property
     def acknowledged(self) -> bool:
-        return self.outcome is not Outcome.RETRY
+        return self.outcome is not DeliveryOutcome.RETRY
 
     def summary(self) -> dict[str, Any]:
         fields = {
@@ -80,15 +80,15 @@ class RecentSuccesses:
     def __init__(self, max_orders: int = 10_000, ttl_s: float = 600.0) -> None:
         self.max_orders = max_orders
         self.ttl_s = ttl_s
-        self._results: OrderedDict[str, tuple[float, Result]] = OrderedDict()
+        self._results: OrderedDict[str, tuple[float, InjectionResult]] = OrderedDict()
 
-    def get(self, order_id: str) -> Result | None:
+    def get(self, order_id: str) -> InjectionResult | None:
         entry = self._results.get(order_id)
         if entry is None or time.monotonic() - entry[0] > self.ttl_s:
             return None
         return entry[1]
 
-    def add(self, result: Result) -> None:
+    def add(self, result: InjectionResult) -> None:
         self._results[result.order_id] = (time.monotonic(), result)
         self._results.move_to_end(result.order_id)
         while len(self._results) > self.max_orders:
@@ -98,7 +98,7 @@ class RecentSuccesses:
         self._results.clear()
 
 
-class Permanent(Exception):
+class PermanentFailure(Exception):
     def __init__(self, reason: str, error: dict[str, Any]) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -124,7 +124,7 @@ class OrderInjector:
             default_locale=settings.new_store_default_locale,
             external_id_source=settings.new_store_external_id_source,
         )
-        self._in_flight: dict[str, asyncio.Task[Result]] = {}
+        self._in_flight: dict[str, asyncio.Task[InjectionResult]] = {}
         self.recent = RecentSuccesses()
 
     async def ready(self) -> None:
@@ -141,7 +141,7 @@ class OrderInjector:
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
 
-    async def inject(self, order_id: str, message_id: str | None = None) -> Result:
+    async def inject(self, order_id: str, message_id: str | None = None) -> InjectionResult:
         """Concurrent deliveries of one order in this process share a single injection, and
         a late duplicate of an order injected here shortly before costs no request at all."""
         done = self.recent.get(order_id)
@@ -153,16 +153,16 @@ class OrderInjector:
             self._in_flight[order_id] = task
             task.add_done_callback(lambda _: self._in_flight.pop(order_id, None))
         result = await asyncio.shield(task)
-        if result.outcome in (Outcome.INJECTED, Outcome.ALREADY_INJECTED):
+        if result.outcome in (DeliveryOutcome.INJECTED, DeliveryOutcome.ALREADY_INJECTED):
             self.recent.add(result)
         return result
 
-    async def _inject_once(self, order_id: str, message_id: str | None) -> Result:
+    async def _inject_once(self, order_id: str, message_id: str | None) -> InjectionResult:
         context = {"message_id": message_id} if message_id else {}
         try:
             async with asyncio.timeout(WORK_BUDGET_S):
                 return await self._fetch_map_inject(order_id, context)
-        except Permanent as failure:
+        except PermanentFailure as failure:
             return await self._record_permanent(order_id, failure, context)
         except (UpstreamError, TimeoutError) as error:
             return await self._record_transient(order_id, _error_record(error), context)
@@ -170,7 +170,7 @@ class OrderInjector:
             log.exception("unexpected error", order_id=order_id)
             return await self._record_transient(order_id, _error_record(error), context)
 
-    async def _fetch_map_inject(self, order_id: str, context: dict[str, Any]) -> Result:
+    async def _fetch_map_inject(self, order_id: str, context: dict[str, Any]) -> InjectionResult:
         payload = await self._payload(order_id)
         try:
             created = await self.newstore.fulfill_order(payload_to_json(payload))
@@ -179,7 +179,7 @@ class OrderInjector:
                 return await self._record_already_injected(order_id, payload, context)
             if error.transient:
                 raise
-            raise Permanent("newstore_rejected", error.as_record()) from None
+            raise PermanentFailure("newstore_rejected", error.as_record()) from None
         return await self._record_injected(order_id, payload, str(created.get("id")), context)
 
     async def _payload(self, order_id: str) -> dict[str, Any]:
@@ -187,21 +187,21 @@ class OrderInjector:
             order_json = await self.ctp.get_order(order_id, ORDER_EXPANSIONS)
         except NotFoundError:
             error = {"message": "no such order in commercetools"}
-            raise Permanent("order_not_found", error) from None
+            raise PermanentFailure("order_not_found", error) from None
         try:
             order = Order.model_validate(order_json)
             return map_order(order, self.options)
         except ValidationError as error:
             detail = f"{error.error_count()} field error(s), first at {_first_location(error)}"
-            raise Permanent("unreadable_order", {"message": detail}) from None
+            raise PermanentFailure("unreadable_order", {"message": detail}) from None
         except MappingError as error:
-            raise Permanent(error.reason, {"message": error.message}) from None
+            raise PermanentFailure(error.reason, {"message": error.message}) from None
 
     # --- recording ----------------------------------------------------------------------
 
     async def _record_injected(
         self, order_id: str, payload: dict[str, Any], newstore_id: str, context: dict[str, Any]
-    ) -> Result:
+    ) -> InjectionResult:
         if self.settings.order_record_successes:
             fields = {
                 "external_id": payload["external_id"],
@@ -209,22 +209,24 @@ class OrderInjector:
                 **context,
             }
             await self.records.write_success(order_id, RecordStatus.INJECTED, fields)
-        return Result(Outcome.INJECTED, order_id, newstore_order_id=newstore_id)
+        return InjectionResult(DeliveryOutcome.INJECTED, order_id, newstore_order_id=newstore_id)
 
     async def _record_already_injected(
         self, order_id: str, payload: dict[str, Any], context: dict[str, Any]
-    ) -> Result:
+    ) -> InjectionResult:
         previous = await self.records.get(order_id)
         if previous and previous.get("status") == RecordStatus.INJECTED:
             newstore_id = previous.get("newstore_order_id")
-            return Result(Outcome.ALREADY_INJECTED, order_id, newstore_order_id=newstore_id)
+            return InjectionResult(
+                DeliveryOutcome.ALREADY_INJECTED, order_id, newstore_order_id=newstore_id
+            )
         fields = {"external_id": payload["external_id"], **context}
         await self.records.write_success(order_id, RecordStatus.ALREADY_INJECTED, fields)
-        return Result(Outcome.ALREADY_INJECTED, order_id)
+        return InjectionResult(DeliveryOutcome.ALREADY_INJECTED, order_id)
 
     async def _record_permanent(
-        self, order_id: str, failure: Permanent, context: dict[str, Any]
-    ) -> Result:
+        self, order_id: str, failure: PermanentFailure, context: dict[str, Any]
+    ) -> InjectionResult:
         fields = {
             "status": RecordStatus.FAILED,
             "reason": failure.reason,
@@ -237,9 +239,11 @@ class OrderInjector:
         except (UpstreamError, TimeoutError) as error:
             # Without a record an ack would lose the order: let Pub/Sub redeliver instead.
             log.warning("could not record a permanent failure", order_id=order_id, error=str(error))
-            return Result(Outcome.RETRY, order_id, reason=failure.reason, error=failure.error)
-        return Result(
-            Outcome.FAILED,
+            return InjectionResult(
+                DeliveryOutcome.RETRY, order_id, reason=failure.reason, error=failure.error
+            )
+        return InjectionResult(
+            DeliveryOutcome.FAILED,
             order_id,
             reason=failure.reason,
             error=failure.error,
@@ -248,7 +252,7 @@ class OrderInjector:
 
     async def _record_transient(
         self, order_id: str, error: dict[str, Any], context: dict[str, Any]
-    ) -> Result:
+    ) -> InjectionResult:
         """Count the attempt; past the limit, park the order as failed and stop the loop."""
         limit = self.settings.order_max_transient_attempts
 
@@ -265,9 +269,15 @@ class OrderInjector:
             async with asyncio.timeout(RECORD_BUDGET_S):
                 record = await self.records.add_attempt(order_id, fields_for)
         except (UpstreamError, TimeoutError):
-            return Result(Outcome.RETRY, order_id, reason="transient_failure", error=error)
-        outcome = Outcome.FAILED if record["status"] == RecordStatus.FAILED else Outcome.RETRY
-        return Result(
+            return InjectionResult(
+                DeliveryOutcome.RETRY, order_id, reason="transient_failure", error=error
+            )
+        outcome = (
+            DeliveryOutcome.FAILED
+            if record["status"] == RecordStatus.FAILED
+            else DeliveryOutcome.RETRY
+        )
+        return InjectionResult(
             outcome, order_id, reason=record["reason"], error=error, attempts=record["attempts"]
         )
 

@@ -25,7 +25,6 @@ class Money(CtModel):
 
 
 class Reference(CtModel):
-    type_id: str = Field(alias="typeId")
     id: str
     obj: dict[str, Any] | None = None
 
@@ -100,7 +99,6 @@ class LineItem(CtModel):
 
 class CustomLineItem(CtModel):
     id: str
-    slug: str | None = None
 
 
 class Address(CtModel):
@@ -122,7 +120,6 @@ class Address(CtModel):
 
 
 class ShippingInfo(CtModel):
-    shipping_method_name: str | None = Field(None, alias="shippingMethodName")
     price: Money
     tax_rate: TaxRate | None = Field(None, alias="taxRate")
     taxed_price: TaxedItemPrice | None = Field(None, alias="taxedPrice")
@@ -171,7 +168,6 @@ class PaymentInfo(CtModel):
 
 class Order(CtModel):
     id: str
-    version: int
     order_number: str | None = Field(None, alias="orderNumber")
     created_at: str = Field(alias="createdAt")
     locale: str | None = None

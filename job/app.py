@@ -45,4 +45,4 @@ app = create_app()
 
 def serve() -> None:
     """Console entry point: `newstore-connector-job`, on $PORT (default 8080)."""
-    serve_app("job")
+    serve_app(app)

@@ -26,18 +26,18 @@ from typing import Any, Protocol
 from connector.commercetools import CommercetoolsClient, CommercetoolsError, graphql_error
 from connector.http import UpstreamError
 from job.bounded import NoProgress, Progress, chunks, for_each, never
-from job.ctp import literal
+from job.inventory_reads import literal
 from job.plan import Create, Entry, Update, Write, recompute
 
 
-class Outcome(StrEnum):
+class WriteOutcome(StrEnum):
     CREATED = "created"
     UPDATED = "updated"
 
 
 @dataclass(frozen=True, slots=True)
 class Done:
-    outcome: Outcome
+    outcome: WriteOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,7 @@ class Failed:
 
 
 Resolution = Done | Retry | Refetch | Failed
-Record = Callable[[Write, Resolution], None]
+OnResolved = Callable[[Write, Resolution], None]
 
 
 def resolve_error(write: Write, errors: Sequence[dict[str, Any]], message: str) -> Resolution:
@@ -75,12 +75,12 @@ def resolve_error(write: Write, errors: Sequence[dict[str, Any]], message: str) 
 
 
 def done(write: Write) -> Done:
-    return Done(Outcome.UPDATED if isinstance(write, Update) else Outcome.CREATED)
+    return Done(WriteOutcome.UPDATED if isinstance(write, Update) else WriteOutcome.CREATED)
 
 
 class Writer(Protocol):
     async def write(
-        self, writes: Sequence[Write], record: Record, stop: Callable[[], bool]
+        self, writes: Sequence[Write], record: OnResolved, stop: Callable[[], bool]
     ) -> None:
         """Attempt each write (unless `stop()`), and `record` how each attempted one ended."""
 
@@ -91,7 +91,7 @@ class RestWriter:
         self.concurrency = concurrency
 
     async def write(
-        self, writes: Sequence[Write], record: Record, stop: Callable[[], bool]
+        self, writes: Sequence[Write], record: OnResolved, stop: Callable[[], bool]
     ) -> None:
         async def send(write: Write) -> None:
             try:
@@ -118,7 +118,7 @@ class GraphQLWriter:
         self.batch_size = batch_size
 
     async def write(
-        self, writes: Sequence[Write], record: Record, stop: Callable[[], bool]
+        self, writes: Sequence[Write], record: OnResolved, stop: Callable[[], bool]
     ) -> None:
         async def send(batch: Sequence[Write]) -> None:
             try:
@@ -132,7 +132,7 @@ class GraphQLWriter:
         await for_each(chunks(writes, self.batch_size), send, self.concurrency, stop)
 
     @staticmethod
-    def _record_batch(batch: Sequence[Write], body: dict[str, Any], record: Record) -> None:
+    def _record_batch(batch: Sequence[Write], body: dict[str, Any], record: OnResolved) -> None:
         data = body.get("data") or {}
         by_alias: dict[str, dict[str, Any]] = {}
         unplaced: list[dict[str, Any]] = []
@@ -232,7 +232,7 @@ async def _settle(
         resolution = resolutions.get(write)
         if resolution is None:
             result.remaining += 1
-        elif isinstance(resolution, Done) and resolution.outcome is Outcome.CREATED:
+        elif isinstance(resolution, Done) and resolution.outcome is WriteOutcome.CREATED:
             result.created += 1
         elif isinstance(resolution, Done):
             result.updated += 1

@@ -66,9 +66,6 @@ class Plan:
     def writes(self) -> list[Write]:
         return [*self.updates, *self.creates]
 
-    def is_empty(self) -> bool:
-        return not self.updates and not self.creates
-
 
 def target_quantity(aggregate_atp: int) -> int:
     return max(aggregate_atp, 0)

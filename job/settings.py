@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connector.settings import _load
+from connector.settings import load_settings_group
 
 PREFIX = "INVENTORY_"
 SyncMode = Literal["full", "incremental", "auto"]
@@ -57,4 +57,4 @@ class InventorySettings(BaseSettings):
 
 def load_inventory_settings() -> InventorySettings:
     """Raise `ConfigError` naming the variable when one is invalid."""
-    return _load(InventorySettings, PREFIX)
+    return load_settings_group(InventorySettings, PREFIX)

@@ -21,7 +21,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
-from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -64,10 +63,6 @@ def scope_label(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None) or scope["path"]
     return f"{scope['method']} {path}"
-
-
-def endpoint_label(request: Request) -> str:
-    return scope_label(request.scope)
 
 
 class ControlsMiddleware:

@@ -1,4 +1,4 @@
-"""`newstore-connector demo` and `newstore-connector sandbox`: the connector on one laptop.
+"""`./dev demo` and `./dev sandbox`: the connector on one laptop.
 
 The demo runs the whole lifecycle against the emulators and exits 0; the sandbox keeps
 everything running for manual exploration and prints the URLs and environment to use.
@@ -99,6 +99,7 @@ def _orders(stack: Stack, count: int) -> None:
     )
     for order_id, number in order_ids.items():
         order = stack.ctp.collections["order"].get(order_id)
+        assert order is not None, f"order {order_id} vanished from the emulator"
         newstore = injected.get(order_id)
         table.add_row(
             order.get("orderNumber", str(number)),

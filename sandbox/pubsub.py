@@ -46,7 +46,7 @@ RETENTION = "604800s"  # the default 7 days, only echoed back
 PUSH_USER_AGENT = "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)"
 _GRPC_STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ALREADY_EXISTS"}
 
-Outcome = int | str  # an HTTP status, or "timeout" / "connection_error"
+PushOutcome = int | str  # an HTTP status, or "timeout" / "connection_error"
 
 
 class SimulatorControls(BaseModel):
@@ -294,11 +294,11 @@ class PubSubSimulator:
             low = subscription.min_backoff_s
         if subscription.max_backoff_s is not None:
             high = subscription.max_backoff_s
-        return min(high, low * 2 ** (failed_attempts - 1))
+        return float(min(high, low * 2 ** (failed_attempts - 1)))
 
     async def _attempt(
         self, subscription: Subscription, message: Message, attempt: int
-    ) -> tuple[Outcome, bool]:
+    ) -> tuple[PushOutcome, bool]:
         """One delivery attempt, maybe pushed twice at once; acked if any copy acked."""
         body = json.dumps(self._envelope(subscription, message, attempt)).encode()
         if self._random.random() < self.controls.duplicate_rate:
@@ -330,7 +330,7 @@ class PubSubSimulator:
             envelope["deliveryAttempt"] = attempt  # only sent with a dead-letter policy
         return envelope
 
-    async def _push(self, subscription: Subscription, body: bytes) -> Outcome:
+    async def _push(self, subscription: Subscription, body: bytes) -> PushOutcome:
         client, slots = self._http()
         deadline = subscription.ack_deadline_s or self.controls.ack_deadline_s
         async with slots:  # waiting for a slot does not count against the ack deadline
@@ -339,7 +339,7 @@ class PubSubSimulator:
             try:
                 async with asyncio.timeout(deadline):
                     response = await client.post(subscription.push_endpoint, content=body)
-                outcome: Outcome = response.status_code
+                outcome: PushOutcome = response.status_code
             except (TimeoutError, httpx.TimeoutException):
                 outcome = "timeout"
             except httpx.HTTPError:
@@ -370,7 +370,7 @@ class PubSubSimulator:
         return self._client, self._slots
 
     def _dead_letter(
-        self, subscription: Subscription, message: Message, attempts: int, last: Outcome
+        self, subscription: Subscription, message: Message, attempts: int, last: PushOutcome
     ) -> None:
         self.stats.dead_lettered.append(
             {

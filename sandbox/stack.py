@@ -1,6 +1,6 @@
 """The whole connector on loopback: both emulators, the Pub/Sub simulator and the apps.
 
-Used by `newstore-connector demo` / `sandbox`, the integration tests and the benchmarks.
+Used by `./dev demo` and `./dev sandbox`, the integration tests and the benchmarks.
 Pub/Sub pushes to the event app exactly as in production: commercetools publishes to a
 topic, the simulator pushes the envelope to `POST /event`, and only 2xx acknowledges.
 """
@@ -17,9 +17,11 @@ import httpx
 from connector.settings import (
     CommercetoolsSettings,
     NewStoreSettings,
-    OrderSettings,
     Settings,
 )
+from event.app import create_app as create_event_app
+from event.settings import OrderSettings
+from job.app import create_app as create_job_app
 from sandbox import catalog
 from sandbox import commercetools as ctp_emulator
 from sandbox import newstore as newstore_emulator
@@ -83,7 +85,7 @@ class Stack:
             "CONNECT_GCP_TOPIC_NAME": GCP_TOPIC,
         }
 
-    def settings(self, orders: OrderSettings | None = None) -> Settings:
+    def settings(self) -> Settings:
         return Settings(
             CommercetoolsSettings(
                 client_id=CTP_CLIENT[0],
@@ -98,7 +100,6 @@ class Stack:
                 username=NS_USER[0],
                 password=NS_USER[1],
             ),
-            orders or OrderSettings(),
         )
 
     def create_order(
@@ -161,16 +162,12 @@ def running_stack(
             apps={"ctp": ctp_app, "newstore": newstore_app, "pubsub": pubsub_app},
         )
         if with_event_app:
-            from event.app import create_app as create_event_app
-
-            event_app = create_event_app(stack.settings(orders))
+            event_app = create_event_app(stack.settings(), orders or OrderSettings())
             stack.apps["event"] = event_app
             stack.event_url = running.enter_context(serve_in_thread(event_app))
             _push_to(stack, f"{stack.event_url}/event", policy)
         if with_job_app:
-            from job.app import create_app as create_job_app
-
-            job_app = create_job_app(stack.settings(orders))
+            job_app = create_job_app(stack.settings())
             stack.apps["job"] = job_app
             stack.job_url = running.enter_context(serve_in_thread(job_app))
         yield stack

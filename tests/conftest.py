@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from connector.settings import CommercetoolsSettings, NewStoreSettings, OrderSettings
+from connector.settings import CommercetoolsSettings, NewStoreSettings
+from event.settings import OrderSettings
 
 CTP_API = "https://api.test.commercetools.invalid"
 CTP_AUTH = "https://auth.test.commercetools.invalid"

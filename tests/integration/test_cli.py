@@ -10,7 +10,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from connector.cli import app
+from cli.main import app
 from sandbox.server import free_port
 from sandbox.stack import Stack
 from tests.helpers import store_order

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from connector.cli import app
+from sandbox.cli import app
 
 
 def test_demo_runs_end_to_end() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from connector.cli import app
+from cli.main import app
 from connector.deploy import SUBSCRIPTION_KEY
 from sandbox.stack import Stack
 

@@ -10,10 +10,10 @@ import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
+from cli.inventory import inventory_app
 from connector.http import RetryPolicy
 from connector.settings import Settings
 from job.app import create_app
-from job.cli import inventory_app
 from job.settings import InventorySettings
 from sandbox import catalog
 from sandbox.server import serve_in_thread
@@ -150,7 +150,7 @@ def test_a_run_is_skipped_while_another_holds_the_lease(stack: Stack) -> None:
 def test_refused_credentials_mean_the_sync_could_not_run(stack: Stack) -> None:
     settings = stack.settings()
     wrong = settings.newstore.model_copy(update={"password": SecretStr("wrong")})
-    with job_client(stack, Settings(settings.commercetools, wrong, settings.orders)) as url:
+    with job_client(stack, Settings(settings.commercetools, wrong)) as url:
         response = httpx.post(f"{url}/job", timeout=60)
     assert response.status_code == 503
     assert response.json()["status"] == "error"

@@ -26,7 +26,7 @@ def misconfigured_event_app(stack: Stack) -> Iterator[str]:
     wrong = NewStoreSettings(
         base_url=stack.newstore_url, shop="s", username="sandbox-user", password="not-it-1234"
     )
-    with serve_in_thread(create_app(Settings(good.commercetools, wrong, good.orders))) as url:
+    with serve_in_thread(create_app(Settings(good.commercetools, wrong))) as url:
         yield url
 
 

@@ -12,15 +12,15 @@ from connector.commercetools import CommercetoolsClient
 from job.apply import (
     Done,
     Failed,
-    Outcome,
-    Record,
+    OnResolved,
     Refetch,
     Retry,
+    WriteOutcome,
     apply_writes,
     make_writer,
     resolve_error,
 )
-from job.ctp import fetch_channel_less
+from job.inventory_reads import fetch_channel_less
 from job.plan import Create, Entry, Update, Write
 from sandbox.commercetools import CommercetoolsEmulator
 
@@ -153,7 +153,7 @@ class AlwaysConflicting:
     def __init__(self) -> None:
         self.attempts = 0
 
-    async def write(self, writes: Sequence[Write], record: Record, stop: Any) -> None:
+    async def write(self, writes: Sequence[Write], record: OnResolved, stop: Any) -> None:
         for write in writes:
             self.attempts += 1
             record(write, Refetch())
@@ -197,4 +197,4 @@ def test_resolve_error(write: Write, errors: list[dict[str, Any]], expected: Any
 
 
 def test_done_names_the_outcome() -> None:
-    assert Done(Outcome.CREATED).outcome == "created"
+    assert Done(WriteOutcome.CREATED).outcome == "created"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from connector.commercetools import CommercetoolsClient
-from connector.lease import Lease
+from job.lease import Lease
 from sandbox.commercetools import CommercetoolsEmulator
 from sandbox.controls import Controls
 

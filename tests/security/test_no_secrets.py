@@ -32,19 +32,8 @@ BEARER = "bearer-secret-for-the-scan-0123456789abcdef"
 WRONG_NS_PASSWORD = "wrong-newstore-password-5a1b"
 WRONG_CTP_SECRET = "wrong-ctp-client-secret-9c2d"
 
-# The wiring proposed for event/app.py, applied from outside until it lands there.
-WIRED_EVENT_APP = """
-import os, uvicorn
-from event.app import create_app
-from connector.auth import install_auth
-from connector.hardening import install_hardening
-app = create_app()
-install_hardening(app, limited=("/event",))
-install_auth(app, protected=("/event",))
-uvicorn.run(app, host="127.0.0.1", port=int(os.environ["PORT"]), log_level="info")
-"""
-# The image's entry command, the app exactly as it is today.
-PLAIN_EVENT_APP = ["-m", "connector.serve"]
+# The image's entry command: the event app exactly as production runs it.
+EVENT_APP = ["-m", "cli.serve"]
 
 
 @dataclass
@@ -144,11 +133,11 @@ def outcomes(run: Run) -> set[tuple[int, str]]:
 # --- the runs ------------------------------------------------------------------------------
 
 
-def test_every_outcome_of_the_wired_app_keeps_secrets(stack: Stack, tmp_path: Path) -> None:
+def test_every_outcome_of_the_event_app_keeps_secrets(stack: Stack, tmp_path: Path) -> None:
     with event_app(
         stack,
         tmp_path,
-        ["-c", WIRED_EVENT_APP],
+        EVENT_APP,
         AUTH_BEARER_TOKEN=BEARER,
         ORDER_MAX_TRANSIENT_ATTEMPTS="2",
     ) as run:
@@ -247,7 +236,7 @@ def provoke_refusals(run: Run) -> None:
 def test_refused_newstore_credentials_and_a_crash_keep_secrets(
     stack: Stack, tmp_path: Path
 ) -> None:
-    with event_app(stack, tmp_path, PLAIN_EVENT_APP, NEW_STORE_PASSWORD=WRONG_NS_PASSWORD) as run:
+    with event_app(stack, tmp_path, EVENT_APP, NEW_STORE_PASSWORD=WRONG_NS_PASSWORD) as run:
         refused = run.deliver(store_order(stack, 201))
         deep = "[" * 100_000 + "]" * 100_000  # refused by the JSON depth guard, before any work
         crashed = run.post(
@@ -260,7 +249,7 @@ def test_refused_newstore_credentials_and_a_crash_keep_secrets(
 
 
 def test_refused_commercetools_credentials_keep_secrets(stack: Stack, tmp_path: Path) -> None:
-    with event_app(stack, tmp_path, PLAIN_EVENT_APP, CTP_CLIENT_SECRET=WRONG_CTP_SECRET) as run:
+    with event_app(stack, tmp_path, EVENT_APP, CTP_CLIENT_SECRET=WRONG_CTP_SECRET) as run:
         refused = run.deliver(store_order(stack, 301))
 
     assert refused["outcome"] == "retry"
@@ -283,12 +272,13 @@ def test_configuration_errors_keep_secrets(
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}/usr/bin{os.pathsep}/bin",
         "HOME": str(tmp_path),
         "PORT": str(free_port()),
+        "APP": "event",
         **stack.env(),
         **broken,
     }
 
     result = subprocess.run(
-        [sys.executable, "-c", WIRED_EVENT_APP],
+        [sys.executable, *EVENT_APP],
         env=environment,
         cwd=tmp_path,
         capture_output=True,

@@ -7,7 +7,8 @@ from typing import Any
 
 import yaml
 
-from connector.settings import CommercetoolsSettings, NewStoreSettings, OrderSettings
+from connector.settings import CommercetoolsSettings, NewStoreSettings
+from event.settings import OrderSettings
 
 CONNECT_YAML = Path(__file__).resolve().parents[2] / "connect.yaml"
 

@@ -8,10 +8,10 @@ it with `newstore-connector orders replay ORDER_ID`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from connector.clock import now_iso
 from connector.commercetools import CommercetoolsClient, CommercetoolsError
 
 
@@ -23,10 +23,6 @@ class RecordStatus(StrEnum):
 
 
 MAX_VERSION_CONFLICTS = 3
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class OrderRecords:

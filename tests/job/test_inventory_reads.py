@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from connector.commercetools import CommercetoolsClient
-from job.ctp import fetch_channel_less, product_skus, read_channel_less_entries
+from job.inventory_reads import fetch_channel_less, product_skus, read_channel_less_entries
 from job.plan import Entry
 from sandbox.commercetools import CommercetoolsEmulator
 

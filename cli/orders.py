@@ -1,38 +1,19 @@
-"""The `newstore-connector` command line."""
+"""`newstore-connector orders ...`: injection records and replays."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from connector.logs import configure_logging
-from connector.settings import ConfigError, Settings
-from job.cli import inventory_app
+from cli.common import console, run
+from connector.settings import Settings
+from event.app import build_injector
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 orders_app = typer.Typer(no_args_is_help=True, help="Order injection records and replays.")
-app.add_typer(orders_app, name="orders")
-app.add_typer(inventory_app, name="inventory")
-console = Console()
-
-T = TypeVar("T")
 INJECTED = ("injected", "already_injected")
-
-
-def run(coroutine_factory: Callable[[Settings], Awaitable[T]]) -> T:
-    """Run one async command; a configuration error is a clear message and exit code 2."""
-    configure_logging("WARNING")
-    try:
-        return asyncio.run(coroutine_factory(Settings()))
-    except ConfigError as error:
-        console.print(f"[red]{error}[/red]")
-        raise typer.Exit(2) from None
 
 
 @orders_app.command("show")
@@ -40,8 +21,6 @@ def orders_show(order_id: str) -> None:
     """Print the injection record of one order."""
 
     async def show(settings: Settings) -> dict[str, Any] | None:
-        from event.app import build_injector
-
         async with build_injector(settings) as injector:
             return await injector.records.get(order_id)
 
@@ -57,8 +36,6 @@ def orders_failed(limit: int = typer.Option(100, help="at most this many")) -> N
     """List the orders whose injection failed permanently."""
 
     async def failed(settings: Settings) -> list[dict[str, Any]]:
-        from event.app import build_injector
-
         async with build_injector(settings) as injector:
             return await injector.records.failed(limit)
 
@@ -82,8 +59,6 @@ def orders_replay(order_id: str) -> None:
     """Inject one order again, under the same outcome rules as the event app."""
 
     async def replay(settings: Settings) -> dict[str, Any]:
-        from event.app import build_injector
-
         async with build_injector(settings.validate_all()) as injector:
             return (await injector.inject(order_id)).summary()
 
@@ -98,8 +73,6 @@ def orders_replay_failed(limit: int = typer.Option(100, help="at most this many"
     """Replay every order recorded as failed, one after another (e.g. after an outage)."""
 
     async def replay_all(settings: Settings) -> list[dict[str, Any]]:
-        from event.app import build_injector
-
         async with build_injector(settings.validate_all()) as injector:
             failed = await injector.records.failed(limit)
             return [(await injector.inject(r["order_id"])).summary() for r in failed]
@@ -118,54 +91,3 @@ def orders_replay_failed(limit: int = typer.Option(100, help="at most this many"
     console.print(f"{len(summaries) - still_failing} of {len(summaries)} replayed into NewStore")
     if still_failing:
         raise typer.Exit(1)
-
-
-@app.command("post-deploy")
-def post_deploy_command() -> None:
-    """Create or update the OrderCreated subscription (Connect's postDeploy)."""
-    from connector import deploy
-    from connector.commercetools import CommercetoolsClient
-
-    async def post_deploy(settings: Settings) -> deploy.DeployResult:
-        async with CommercetoolsClient(settings.commercetools) as ctp:
-            return await deploy.post_deploy(ctp, deploy.process_env())
-
-    try:
-        result = run(post_deploy)
-    except deploy.DeployConfigError as error:
-        console.print(f"[red]post-deploy: {error}[/red]")
-        raise typer.Exit(2) from None
-    console.print(f"subscription {deploy.SUBSCRIPTION_KEY}: {result.action}")
-
-
-@app.command("pre-undeploy")
-def pre_undeploy_command() -> None:
-    """Delete the OrderCreated subscription (Connect's preUndeploy); fine if there is none."""
-    from connector import deploy
-    from connector.commercetools import CommercetoolsClient
-
-    async def pre_undeploy(settings: Settings) -> deploy.DeployResult:
-        async with CommercetoolsClient(settings.commercetools) as ctp:
-            return await deploy.pre_undeploy(ctp)
-
-    console.print(f"subscription {deploy.SUBSCRIPTION_KEY}: {run(pre_undeploy).action}")
-
-
-@app.command("demo")
-def demo_command(orders: int = typer.Option(4, min=1, max=50, help="orders to create")) -> None:
-    """Run the whole connector on the embedded sandbox, then exit (no accounts needed)."""
-    from sandbox.demo import run_demo
-
-    run_demo(orders)
-
-
-@app.command("sandbox")
-def sandbox_command() -> None:
-    """Keep the sandbox and both apps running, and print the URLs and environment to use."""
-    from sandbox.demo import run_sandbox
-
-    run_sandbox()
-
-
-def main() -> None:
-    app()

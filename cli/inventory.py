@@ -1,7 +1,4 @@
-"""`newstore-connector inventory ...`: the inventory sync from a terminal.
-
-`inventory_app` is a typer sub-app; `connector.cli` registers it as `inventory`.
-"""
+"""`newstore-connector inventory ...`: the inventory sync from a terminal."""
 
 from __future__ import annotations
 
@@ -21,6 +18,7 @@ from rich.progress import (
 from rich.progress import Progress as RichBars
 from rich.table import Table
 
+from cli.common import console, run
 from connector.settings import Settings
 from job.settings import load_inventory_settings
 from job.sync import Status, SyncReport, build_sync
@@ -81,8 +79,6 @@ def sync(
     ),
 ) -> None:
     """Run one inventory sync (the same as the job app's POST /job)."""
-    # Imported here: connector.cli imports this module to register the sub-app.
-    from connector.cli import console, run
 
     async def sync_once(settings: Settings) -> SyncReport:
         sync = build_sync(settings, load_inventory_settings())

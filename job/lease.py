@@ -29,9 +29,9 @@ from typing import Any
 
 import structlog
 
+from connector.clock import now_iso
 from connector.commercetools import CommercetoolsClient, CommercetoolsError
 from connector.http import UpstreamError
-from connector.records import now_iso
 
 log = structlog.get_logger("lease")
 

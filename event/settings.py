@@ -1,0 +1,33 @@
+"""Settings of the event app (all optional): how orders are mapped and recorded.
+
+Kept beside the app, like the job's `INVENTORY_*` group; the shared API settings are in
+`connector/settings.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings
+
+from connector.settings import load_settings_group, settings_config
+
+
+class OrderSettings(BaseSettings):
+    """How orders are mapped and recorded (all optional)."""
+
+    model_config = settings_config("")
+
+    new_store_external_id_source: Literal["id", "orderNumber"] = "id"
+    new_store_channel_type: Literal["web", "mobile", "store"] = "web"
+    new_store_channel_name: str = Field("commercetools", min_length=1, max_length=64)
+    new_store_default_locale: str = Field("en-US", min_length=2)
+    order_record_successes: bool = True
+    order_records_container: str = Field("newstore-connector-orders", pattern=r"^[-_~.a-zA-Z0-9]+$")
+    order_max_transient_attempts: int = Field(50, ge=1)
+
+
+def load_order_settings() -> OrderSettings:
+    """Raise `ConfigError` naming the variable when one is invalid."""
+    return load_settings_group(OrderSettings, "")

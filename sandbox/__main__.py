@@ -1,0 +1,3 @@
+from sandbox.cli import app
+
+app(prog_name="python -m sandbox")
