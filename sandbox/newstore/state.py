@@ -1,0 +1,306 @@
+"""The state object of the NewStore emulator: one `NewStoreEmulator` holds all mutable state of
+one emulated tenant (tokens, injected orders, products, stock with its revisions, export jobs)
+and the operations the routes call, with the `EmulatorControls` behaviour switches. Nothing in
+it awaits, so concurrent identical injections cannot create two orders.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import secrets
+import time
+import uuid
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from sandbox.controls import SandboxState
+from sandbox.newstore.errors import Rejected
+from sandbox.newstore.exports import ExportJob, encode_export, zip_export
+from sandbox.newstore.validation import validate_order
+
+# Not documented: NewStore's guide only says injection answers 200 or 400, so a
+# different payload for a known external_id is answered 400 like other refusals.
+DIFFERENT_DATA_STATUS = 400
+# Not documented for stocked_products; larger limits are clamped (count tells the truth).
+STOCKED_PRODUCTS_MAX_LIMIT = 100
+DEFAULT_NODES = ("DC01", "STORE01", "STORE02")
+# Finished exports whose snapshot is kept downloadable; older links answer 404 (expired).
+MAX_RETAINED_EXPORTS = 8
+
+
+class EmulatorControls(BaseModel):
+    """Behaviour switches specific to the NewStore emulator (faults live in `Controls`)."""
+
+    validate_products: bool | None = Field(
+        None, description="refuse unknown product_id; None: only once a catalog is seeded"
+    )
+    export_api_enabled: bool = Field(True, description="false: the export endpoints answer 404")
+    export_processing_polls: int = Field(
+        1, ge=0, description="GETs of a new export job answered 'processing' before 'finished'"
+    )
+    export_never_finish: bool = False
+    export_fail: bool = Field(False, description="jobs end in state 'failed'")
+    export_format: Literal["json", "zip"] = Field(
+        "json", description="the link serves a JSON array, or a zip holding one JSON file"
+    )
+    empty_delta_cursor_zero: bool = Field(
+        False,
+        description="a delta export with no rows reports last_updated_at 0, as some "
+        "NewStore integrations expect; off: it reports the current revision",
+    )
+    stocked_products_max_limit: int = Field(STOCKED_PRODUCTS_MAX_LIMIT, ge=1)
+
+
+@dataclass(slots=True)
+class InjectedOrder:
+    external_id: str
+    id: str
+    payload: dict[str, Any]
+    response: dict[str, Any]
+
+
+class NewStoreEmulator:
+    """All mutable state of one emulated tenant."""
+
+    def __init__(
+        self,
+        tenant: str,
+        users: Mapping[str, str],
+        clients: Mapping[str, str],
+        token_ttl_s: float,
+        client_token_ttl_s: float,
+    ) -> None:
+        self.tenant = tenant
+        self.users = dict(users)
+        self.clients = dict(clients)
+        self.token_ttl_s = token_ttl_s
+        self.client_token_ttl_s = client_token_ttl_s
+        self.sandbox = SandboxState()
+        self.controls = EmulatorControls()
+        self.catalog_name = "storefront-catalog-en"
+        self.catalog_locale = "en-us"
+        self.tokens: dict[str, float] = {}  # token -> monotonic expiry
+        self.orders: dict[str, InjectedOrder] = {}
+        self.products: dict[str, str] = {}  # product_id -> sku
+        self.stock: dict[str, dict[str, list[int]]] = {}  # product_id -> node -> [atp, rev]
+        self.product_revision: dict[str, int] = {}  # last revision any node's ATP changed
+        self.revision = 0
+        self.exports: dict[str, ExportJob] = {}
+        self._row_keys: list[tuple[str, str]] | None = None
+
+    # --- tokens -------------------------------------------------------------------------
+
+    def issue_token(self, ttl_s: float) -> str:
+        token = secrets.token_urlsafe(24)
+        self.tokens[token] = time.monotonic() + ttl_s
+        return token
+
+    def token_status(self, token: str) -> Literal["valid", "expired", "unknown"]:
+        expiry = self.tokens.get(token)
+        if expiry is None:
+            return "unknown"
+        return "valid" if time.monotonic() < expiry else "expired"
+
+    def expire_tokens(self) -> int:
+        for token in self.tokens:
+            self.tokens[token] = -math.inf
+        return len(self.tokens)
+
+    # --- catalog and stock --------------------------------------------------------------
+
+    def product_catalog(self) -> Collection[str] | None:
+        """The product ids injection checks against, or None when it does not check."""
+        validate = self.controls.validate_products
+        if validate is None:
+            validate = bool(self.products)
+        return self.products if validate else None
+
+    def add_products(self, products: Iterable[tuple[str, str | None]]) -> int:
+        count = 0
+        for product_id, sku in products:
+            self.products[product_id] = sku or self.products.get(product_id, product_id)
+            count += 1
+        return count
+
+    def set_stock(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Set the ATP of (product, node) rows; one revision bump covers the whole batch."""
+        rev = self.revision + 1
+        changed = 0
+        for row in rows:
+            product_id = str(row["product_id"])
+            node = str(row["fulfillment_node_id"])
+            atp = int(row["atp"])
+            if row.get("sku"):
+                self.products[product_id] = str(row["sku"])
+            else:
+                self.products.setdefault(product_id, product_id)
+            nodes = self.stock.setdefault(product_id, {})
+            entry = nodes.get(node)
+            if entry is None:
+                nodes[node] = [atp, rev]
+                self._row_keys = None
+            elif entry[0] != atp:
+                entry[0], entry[1] = atp, rev
+            else:
+                continue  # unchanged ATP is no change: it must not appear in a delta
+            self.product_revision[product_id] = rev
+            changed += 1
+        if changed:
+            self.revision = rev
+        return changed
+
+    def bulk_seed_stock(
+        self, n_skus: int, nodes: Sequence[str] = DEFAULT_NODES, *, first: int = 1
+    ) -> int:
+        """Add products `P0000001`.. with SKUs `SKU-0000001`.., stocked at every node.
+
+        Product ids differ from SKUs on purpose, so that mixing them up shows. ATP is a
+        deterministic spread over 0..22 (some zeros). Returns the number of rows written.
+        """
+        self.revision += 1
+        rev = self.revision
+        products, stock, revisions = self.products, self.stock, self.product_revision
+        spread = [(node, 5 * k) for k, node in enumerate(nodes)]
+        with _gc_paused():
+            for i in range(first, first + n_skus):
+                product_id = f"P{i:07d}"
+                products[product_id] = f"SKU-{i:07d}"
+                stock[product_id] = {node: [(7 * i + offset) % 23, rev] for node, offset in spread}
+                revisions[product_id] = rev
+        self._row_keys = None
+        return n_skus * len(nodes)
+
+    def row_keys(self) -> list[tuple[str, str]]:
+        """Every (product, node) row in a stable order; rebuilt only when rows are added."""
+        if self._row_keys is None:
+            self._row_keys = [(p, n) for p, nodes in self.stock.items() for n in nodes]
+        return self._row_keys
+
+    def stocked_product(self, product_id: str, node: str) -> dict[str, Any]:
+        atp = self.stock[product_id][node][0]
+        return {
+            "sku": self.products.get(product_id, product_id),
+            "product_id": product_id,
+            "fulfillment_node_id": node,
+            "atp": atp,
+            "present_atp": atp,
+            "future_atp": 0,
+            "on_hand": atp,
+            "allocations": 0,
+            "safety_stock": 0,
+            "compound_id": f"{product_id}|{node}",
+        }
+
+    def clear(self) -> None:
+        """Forget orders, stock, products and exports; the revision keeps increasing."""
+        self.orders.clear()
+        self.products.clear()
+        self.stock.clear()
+        self.product_revision.clear()
+        self.exports.clear()
+        self._row_keys = None
+
+    # --- orders -------------------------------------------------------------------------
+
+    def inject(self, payload: Any) -> dict[str, Any]:
+        """Create the order, or return the first answer again; raise `Rejected` otherwise."""
+        validate_order(payload, self.product_catalog())
+        external_id: str = payload["external_id"]
+        existing = self.orders.get(external_id)
+        if existing is not None:
+            if existing.payload == payload:
+                return existing.response
+            raise Rejected(
+                DIFFERENT_DATA_STATUS,
+                "same_order_injection_with_different_data",
+                f"an order with external_id {external_id!r} was already injected "
+                "with different data",
+            )
+        items = [
+            {
+                "id": str(uuid.uuid4()),
+                "external_item_id": item["external_item_id"],
+                "product_id": item["product_id"],
+            }
+            for shipment in payload["shipments"]
+            for item in shipment["items"]
+        ]
+        response = {"id": str(uuid.uuid4()), "external_id": external_id, "items": items}
+        self.orders[external_id] = InjectedOrder(external_id, response["id"], payload, response)
+        return response
+
+    # --- availability export ------------------------------------------------------------
+
+    def start_export(self, cursor: int | None) -> ExportJob:
+        job = ExportJob(id=str(uuid.uuid4()), cursor=cursor)
+        self.exports[job.id] = job
+        return job
+
+    def poll_export(self, job: ExportJob) -> None:
+        """Advance a job by one status read, as the controls say."""
+        controls = self.controls
+        if job.state != "processing" or controls.export_never_finish:
+            return
+        job.polls += 1
+        if job.polls <= controls.export_processing_polls:
+            return
+        if controls.export_fail:
+            job.state = "failed"
+            return
+        with _gc_paused():
+            job.snapshot = self._export_snapshot(job.cursor)
+        job.last_updated_at = self.revision
+        if controls.empty_delta_cursor_zero and job.cursor is not None and not job.snapshot:
+            job.last_updated_at = 0
+        job.format = controls.export_format
+        job.state = "finished"
+        self._drop_old_snapshots()
+
+    def _export_snapshot(self, cursor: int | None) -> list[tuple[str, str, int, int]]:
+        # A changed product is exported with every node, not just the one that changed.
+        if cursor is None:
+            product_ids: Iterable[str] = self.stock.keys()
+        else:
+            product_ids = [p for p, rev in self.product_revision.items() if rev > cursor]
+        return [
+            (product_id, node, entry[0], entry[1])
+            for product_id in product_ids
+            for node, entry in self.stock.get(product_id, {}).items()
+        ]
+
+    def _drop_old_snapshots(self) -> None:
+        finished = [j for j in self.exports.values() if j.snapshot is not None]
+        for job in finished[:-MAX_RETAINED_EXPORTS]:
+            job.snapshot = None
+            job.files.clear()
+
+    def export_file(self, job: ExportJob, suffix: str) -> bytes:
+        """The downloadable file of a finished job: JSON array, or zip holding it."""
+        if suffix not in job.files:
+            with _gc_paused():
+                data = encode_export(job, self.products, self.catalog_name, self.catalog_locale)
+            if suffix == "zip":
+                data = zip_export(job, data)
+            job.files[suffix] = data
+        return job.files[suffix]
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while building hundreds of thousands of small containers.
+
+    None of them form cycles, and the collector's repeated scans of the growing heap
+    would otherwise double the time of a bulk seed or a full export.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
