@@ -195,7 +195,7 @@ class GraphQLApi:
             variable_values=variables,
             operation_name=body.get("operationName"),
         )
-        return result.formatted, 200
+        return dict(result.formatted), 200
 
     # ---- resolvers
 
@@ -339,7 +339,7 @@ def _page_size(field_node: graphql.FieldNode, variables: Json) -> int:
     default = _PAGED_FIELDS.get(field_node.name.value)
     if default is None:
         return 1
-    for argument in field_node.arguments:
+    for argument in field_node.arguments or ():
         if argument.name.value == "limit":
             value = graphql.value_from_ast_untyped(argument.value, variables)
             if isinstance(value, int):

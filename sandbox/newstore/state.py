@@ -230,8 +230,9 @@ class NewStoreEmulator:
             for shipment in payload["shipments"]
             for item in shipment["items"]
         ]
-        response = {"id": str(uuid.uuid4()), "external_id": external_id, "items": items}
-        self.orders[external_id] = InjectedOrder(external_id, response["id"], payload, response)
+        order_id = str(uuid.uuid4())
+        response = {"id": order_id, "external_id": external_id, "items": items}
+        self.orders[external_id] = InjectedOrder(external_id, order_id, payload, response)
         return response
 
     # --- availability export ------------------------------------------------------------
