@@ -35,13 +35,6 @@ class CommercetoolsError(UpstreamError):
         self.errors = errors
         self.codes = [str(e.get("code")) for e in errors]
 
-    @property
-    def current_version(self) -> int | None:
-        for error in self.errors:
-            if error.get("code") == "ConcurrentModification" and "currentVersion" in error:
-                return int(error["currentVersion"])
-        return None
-
 
 class CommercetoolsNotFound(CommercetoolsError, NotFoundError):
     pass
@@ -101,11 +94,13 @@ class CommercetoolsClient(UpstreamClient):
             SERVICE,
             f"{self.settings.auth_base}/oauth/token",
             data,
-            auth=(self.settings.client_id, self.settings.client_secret.get_secret_value()),
+            auth=httpx.BasicAuth(
+                self.settings.client_id, self.settings.client_secret.get_secret_value()
+            ),
         )
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = await self.api.request(method, f"{self.project_url}{path}", **kwargs)
+        response = await self.send(method, f"{self.project_url}{path}", **kwargs)
         return response.json()
 
     # --- orders ---------------------------------------------------------------------------

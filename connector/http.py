@@ -1,19 +1,20 @@
-"""What both upstream clients share: typed errors, a token cache, bounded retries.
+"""What both upstream clients share: typed errors, bearer tokens, bounded retries.
 
-Each upstream gets one `ApiClient` around one pooled `httpx.AsyncClient`. A call gets a
-cached token, sends, refreshes the token once on an auth failure, and retries transient
-failures with exponential backoff and jitter (tenacity), honouring `Retry-After`, until
-either the attempts or the time budget run out.
+Each upstream gets one `UpstreamClient` around one pooled `httpx.AsyncClient`. Every call
+goes through `UpstreamClient.send`, which retries transient failures with exponential
+backoff and jitter (tenacity), honouring `Retry-After`, until either the attempts or the
+time budget run out. Inside each attempt, `BearerAuth` (an `httpx.Auth`) adds the cached
+token and, on an auth failure, refreshes it and resends once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Self
+from typing import IO, Any, ClassVar, Self
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
@@ -70,40 +71,65 @@ class Token:
     refresh_at: float  # time.monotonic() seconds, shortly before the token expires
 
 
-class TokenCache:
-    """Caches a bearer token until shortly before it expires.
-
-    Concurrent callers share one in-flight fetch (the lock), and `invalidate` drops the
-    token only if it is still the one that failed, so a burst of 401s refreshes once.
-    """
-
-    def __init__(self, fetch: Callable[[], Awaitable[Token]]):
-        self._fetch = fetch
-        self._token: Token | None = None
-        self._lock = asyncio.Lock()
-        self.fetches = 0
-
-    async def get(self) -> str:
-        token = self._token
-        if token and time.monotonic() < token.refresh_at:
-            return token.value
-        async with self._lock:
-            token = self._token
-            if token is None or time.monotonic() >= token.refresh_at:
-                self.fetches += 1
-                token = self._token = await self._fetch()
-            return token.value
-
-    def invalidate(self, value: str) -> None:
-        if self._token and self._token.value == value:
-            self._token = None
-
-
 def token_from_response(body: dict[str, Any]) -> Token:
     expires_in = float(body.get("expires_in") or 300)
     # Refresh a minute early, or a tenth of the lifetime for short-lived tokens.
     margin = min(60.0, expires_in / 10)
     return Token(str(body["access_token"]), time.monotonic() + expires_in - margin)
+
+
+class BearerAuth(httpx.Auth):
+    """A cached bearer token on every request, refreshed and resent once on an auth failure.
+
+    A token can expire (or be revoked) before `refresh_at`, so the first answer in
+    `failure_statuses` drops it and the request goes again with a fresh one; a second
+    failure is the caller's to see, never a loop. Concurrent callers share one in-flight
+    fetch (the lock), and only the token that failed is dropped, so a burst of failures
+    refreshes once. `fetch` must send its request without this auth, or it would recurse.
+
+    It counts what it does, for the client's totals: `fetches` (token requests) and
+    `signed` (requests it sent with a token, resends included).
+    """
+
+    def __init__(
+        self, fetch: Callable[[], Awaitable[Token]], failure_statuses: frozenset[int]
+    ) -> None:
+        self._fetch = fetch
+        self._failures = failure_statuses
+        self._token: Token | None = None
+        self._lock = asyncio.Lock()
+        self.fetches = 0
+        self.signed = 0
+
+    async def token(self) -> str:
+        token = self._token
+        if token is None or time.monotonic() >= token.refresh_at:
+            async with self._lock:
+                token = self._token
+                if token is None or time.monotonic() >= token.refresh_at:
+                    self.fetches += 1
+                    token = self._token = await self._fetch()
+        return token.value
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        token = await self._sign(request)
+        response = yield request
+        if response.status_code in self._failures:
+            self._drop(token)
+            await self._sign(request)
+            yield request
+
+    def _drop(self, value: str) -> None:
+        if self._token is not None and self._token.value == value:
+            self._token = None
+
+    async def _sign(self, request: httpx.Request) -> str:
+        token = await self.token()
+        request.headers["Authorization"] = f"Bearer {token}"
+        self.signed += 1
+        return token
 
 
 # --- retries ------------------------------------------------------------------------------
@@ -169,58 +195,12 @@ def new_http_client(
     return httpx.AsyncClient(timeout=timeout, transport=AiohttpTransport(limits=limits), **options)
 
 
-ErrorParser = Callable[[httpx.Response], UpstreamError]
-
-
-class ApiClient:
-    """Authorised, retried requests to one upstream."""
-
-    def __init__(
-        self,
-        service: str,
-        http: httpx.AsyncClient,
-        tokens: TokenCache,
-        retry: RetryPolicy,
-        parse_error: ErrorParser,
-        auth_failure_statuses: frozenset[int],
-    ) -> None:
-        self.service = service
-        self.http = http
-        self.tokens = tokens
-        self.retry = retry
-        self._parse_error = parse_error
-        self._auth_failures = auth_failure_statuses
-        self.requests = 0
-
-    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        async for attempt in self.retry.retrying():
-            with attempt:
-                return await self._send_authorised(method, url, **kwargs)
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
-
-    async def _send_authorised(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        token = await self.tokens.get()
-        response = await self._send(method, url, token, **kwargs)
-        if response.status_code in self._auth_failures:
-            self.tokens.invalidate(token)
-            response = await self._send(method, url, await self.tokens.get(), **kwargs)
-        if response.is_success:
-            return response
-        raise self._parse_error(response)
-
-    async def _send(self, method: str, url: str, token: str, **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
-        self.requests += 1
-        try:
-            return await self.http.request(method, url, headers=headers, **kwargs)
-        except httpx.TransportError as error:
-            raise network_error(self.service, error) from None
-
-
 class UpstreamClient:
-    """One upstream API: its pooled HTTP client, cached token and retried requests.
+    """One upstream API: its pooled HTTP client, bearer auth and retried requests.
 
     Subclasses name the service and say how to fetch a token and read an error answer.
+    The bearer auth is passed per request, never set as the HTTP client's default: the
+    token request and pre-signed downloads go through the same client without it.
     """
 
     service: ClassVar[str]
@@ -229,14 +209,84 @@ class UpstreamClient:
 
     def __init__(self, http: httpx.AsyncClient | None, retry: RetryPolicy | None) -> None:
         self.http = http or new_http_client(self.default_timeout)
-        self.api = ApiClient(
-            self.service,
-            self.http,
-            TokenCache(self._fetch_token),
-            retry or RetryPolicy(),
-            self.parse_error,
-            self.auth_failure_statuses,
-        )
+        self.retry = retry or RetryPolicy()
+        self._bearer = BearerAuth(self._fetch_token, self.auth_failure_statuses)
+        self._unsigned = 0
+
+    @property
+    def requests(self) -> int:
+        """Requests sent: every attempt and auth resend; token requests are `token_fetches`."""
+        return self._bearer.signed + self._unsigned
+
+    @property
+    def token_fetches(self) -> int:
+        return self._bearer.fetches
+
+    async def ensure_token(self) -> None:
+        """Readiness: raise UpstreamError unless the API hands out a token (a cached one will
+        do)."""
+        await self._bearer.token()
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        auth: bool = True,
+        stream_into: IO[bytes] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send with retries; raise the service's error for a failed answer.
+
+        `auth=False` sends no bearer token (a pre-signed URL carries its own authorisation).
+        `stream_into`: write the body there instead of holding it in memory; each attempt
+        starts the file again. `kwargs` go to httpx.
+        """
+        async for attempt in self.retry.retrying():
+            with attempt:
+                return await self._attempt(method, url, auth, stream_into, kwargs)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        auth: bool,
+        into: IO[bytes] | None,
+        kwargs: dict[str, Any],
+    ) -> httpx.Response:
+        bearer = self._bearer if auth else None
+        if bearer is None:
+            self._unsigned += 1  # the bearer auth counts the requests it signs
+        try:
+            if into is None:
+                response = await self.http.request(method, url, auth=bearer, **kwargs)
+            else:
+                response = await self._stream(method, url, bearer, into, kwargs)
+        except httpx.TransportError as error:
+            raise network_error(self.service, error) from None
+        if response.is_success:
+            return response
+        raise self.parse_error(response)
+
+    async def _stream(
+        self,
+        method: str,
+        url: str,
+        auth: httpx.Auth | None,
+        into: IO[bytes],
+        kwargs: dict[str, Any],
+    ) -> httpx.Response:
+        into.seek(0)
+        into.truncate()
+        async with self.http.stream(method, url, auth=auth, **kwargs) as response:
+            if not response.is_success:
+                await response.aread()  # for parse_error
+                return response
+            async for chunk in response.aiter_bytes():  # decoded if gzip-encoded
+                into.write(chunk)
+        into.flush()
+        return response
 
     async def _fetch_token(self) -> Token:
         raise NotImplementedError
@@ -283,11 +333,14 @@ async def post_token_form(
     service: str,
     url: str,
     data: dict[str, str],
-    auth: tuple[str, str] | None = None,
+    auth: httpx.Auth | None = None,
 ) -> Token:
-    """Fetch a token with an OAuth form post; a refusal is an operator-fixable transient error."""
+    """Fetch a token with an OAuth form post; a refusal is an operator-fixable transient error.
+
+    Sent with `auth` alone (None: no credentials header), never with the bearer auth that
+    is waiting for this very token."""
     try:
-        response = await http.post(url, data=data, auth=auth)
+        response = await http.request("POST", url, data=data, auth=auth)
     except httpx.TransportError as error:
         raise network_error(service, error) from None
     if response.is_success:

@@ -14,7 +14,6 @@ from connector.http import (
     UpstreamError,
     classify_status,
     json_object,
-    network_error,
     post_token_form,
     retry_after_seconds,
 )
@@ -97,7 +96,7 @@ class NewStoreClient(UpstreamClient):
 
     async def fulfill_order(self, body: bytes) -> dict[str, Any]:
         """Inject an order. Safe to repeat: NewStore is idempotent on `external_id`."""
-        response = await self.api.request(
+        response = await self.send(
             "POST",
             f"{self.base_url}/v0/d/fulfill_order",
             content=body,
@@ -108,7 +107,7 @@ class NewStoreClient(UpstreamClient):
     async def stocked_products(self, limit: int, offset: int) -> dict[str, Any]:
         """One page of stock rows (one per product and fulfillment node):
         `{items: [...], pagination_info: {count, total, offset}}`."""
-        response = await self.api.request(
+        response = await self.send(
             "GET",
             f"{self.base_url}/_/v0/hq/stocked_products",
             params={"limit": limit, "offset": offset},
@@ -124,17 +123,13 @@ class NewStoreClient(UpstreamClient):
         Retried like any call: a retry after a lost answer starts a second job, which
         costs NewStore a little work and changes nothing here (the first is never polled)."""
         body = {} if last_updated_at is None else {"last_updated_at": last_updated_at}
-        response = await self.api.request(
-            "POST", f"{self.base_url}/v0/d/availabilities/bulk", json=body
-        )
+        response = await self.send("POST", f"{self.base_url}/v0/d/availabilities/bulk", json=body)
         return dict(response.json())
 
     async def availability_export(self, export_id: str) -> dict[str, Any]:
         """An export job: `{id, state}`, and once `state` is `finished`, `{link,
         last_updated_at}`."""
-        response = await self.api.request(
-            "GET", f"{self.base_url}/v0/d/availabilities/bulk/{export_id}"
-        )
+        response = await self.send("GET", f"{self.base_url}/v0/d/availabilities/bulk/{export_id}")
         return dict(response.json())
 
     async def download(self, link: str, into: IO[bytes]) -> int:
@@ -142,26 +137,7 @@ class NewStoreClient(UpstreamClient):
 
         The link is a pre-signed storage URL that carries its own authorisation: no bearer
         token is sent (a storage host refuses a request with two, and must not see ours).
-        Retried by the same policy as the API calls; each attempt starts the file again."""
-        async for attempt in self.api.retry.retrying():
-            with attempt:
-                return await self._download_once(link, into)
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
-
-    async def _download_once(self, link: str, into: IO[bytes]) -> int:
-        into.seek(0)
-        into.truncate()
-        self.api.requests += 1  # counted with the API calls: it is a NewStore request too
-        try:
-            async with self.http.stream("GET", link) as response:
-                if not response.is_success:
-                    await response.aread()
-                    raise parse_error(response)
-                size = 0
-                async for chunk in response.aiter_bytes():  # decoded if gzip-encoded
-                    into.write(chunk)
-                    size += len(chunk)
-        except httpx.TransportError as error:
-            raise network_error(SERVICE, error) from None
-        into.flush()
-        return size
+        Retried and counted like the API calls (it is a NewStore request too); each attempt
+        starts the file again."""
+        await self.send("GET", link, auth=False, stream_into=into)
+        return into.tell()

@@ -19,7 +19,7 @@ from connector.serve import serve_app
 from connector.service import service_app
 from connector.settings import Settings
 from event.envelope import EnvelopeError, MessageKind, parse_push
-from event.handler import OrderInjector, DeliveryOutcome
+from event.handler import DeliveryOutcome, OrderInjector
 from event.settings import OrderSettings, load_order_settings
 
 log = structlog.get_logger("event")

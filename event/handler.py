@@ -128,8 +128,8 @@ class OrderInjector:
         self.recent = RecentSuccesses()
 
     async def ready(self) -> None:
-        await self.ctp.api.tokens.get()
-        await self.newstore.api.tokens.get()
+        await self.ctp.ensure_token()
+        await self.newstore.ensure_token()
 
     async def aclose(self) -> None:
         await self.ctp.aclose()

@@ -6,7 +6,8 @@ below the limit, and a 429 pauses *every* request of the client until its `Retry
 passed: retrying only the refused call while the others keep going would earn more 429s.
 
 It hooks into httpx's request/response events, so it applies to each attempt that the
-shared tenacity retries make (and to token requests) without a second retry loop.
+shared tenacity retries make (and to token requests, auth resends and export downloads: all
+go through the same `httpx.AsyncClient`) without a second retry loop.
 """
 
 from __future__ import annotations

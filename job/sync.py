@@ -73,8 +73,8 @@ class JobClients:
     def request_counts(self) -> dict[str, int]:
         """Requests sent so far, retries and token requests included."""
         return {
-            "newstore": self.newstore.api.requests + self.newstore.api.tokens.fetches,
-            "commercetools": self.ctp.api.requests + self.ctp.api.tokens.fetches,
+            "newstore": self.newstore.requests + self.newstore.token_fetches,
+            "commercetools": self.ctp.requests + self.ctp.token_fetches,
         }
 
     async def aclose(self) -> None:
@@ -189,8 +189,8 @@ class InventorySync:
         self.cursors = CursorStore(clients.ctp, settings.lease_container)
 
     async def ready(self) -> None:
-        await self.clients.ctp.api.tokens.get()
-        await self.clients.newstore.api.tokens.get()
+        await self.clients.ctp.ensure_token()
+        await self.clients.newstore.ensure_token()
 
     async def aclose(self) -> None:
         await self.clients.aclose()

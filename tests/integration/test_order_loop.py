@@ -112,5 +112,5 @@ def test_tokens_expiring_mid_run_are_refreshed(stack: Stack) -> None:
     assert {o.external_id for o in stack.newstore.orders.values()} == set(first + second)
     assert deliveries(stack)["nacked"] == 0  # the refresh happened inside each delivery
     injector = stack.apps["event"].state.worker
-    assert injector.newstore.api.tokens.fetches == 2
-    assert injector.ctp.api.tokens.fetches == 2
+    assert injector.newstore.token_fetches == 2
+    assert injector.ctp.token_fetches == 2

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -11,7 +13,7 @@ import respx
 from pydantic import SecretStr
 
 from connector.commercetools import CommercetoolsClient, CommercetoolsError, CommercetoolsNotFound
-from connector.http import RetryPolicy, UpstreamError
+from connector.http import RetryPolicy, UpstreamError, token_from_response
 from connector.newstore import NewStoreClient, NewStoreError
 from connector.settings import NewStoreSettings
 from tests.conftest import CTP_API, CTP_AUTH, CTP_SECRET, NS_BASE, NS_PASSWORD
@@ -21,20 +23,25 @@ ORDER_URL = f"{CTP_API}/shop/orders/o-1"
 INJECT_URL = f"{NS_BASE}/v0/d/fulfill_order"
 
 
-def ctp_token_route(mock: respx.MockRouter, tokens: list[str] | None = None) -> respx.Route:
-    values = iter(tokens or [f"ctp-token-{i}" for i in range(100)])
-    return mock.post(f"{CTP_AUTH}/oauth/token").mock(
-        side_effect=lambda _: httpx.Response(
-            200, json={"access_token": next(values), "expires_in": 172800, "token_type": "Bearer"}
-        )
-    )
+def ctp_token_route(mock: respx.MockRouter, delay_s: float = 0.0) -> respx.Route:
+    """`delay_s`: how long each token takes to come, so that concurrent callers overlap."""
+    values = iter(f"ctp-token-{i}" for i in range(100))
+
+    async def answer(_: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(delay_s)
+        body = {"access_token": next(values), "expires_in": 172800, "token_type": "Bearer"}
+        return httpx.Response(200, json=body)
+
+    return mock.post(f"{CTP_AUTH}/oauth/token").mock(side_effect=answer)
 
 
-def ns_token_route(mock: respx.MockRouter, url: str = f"{NS_BASE}/v0/token") -> respx.Route:
+def ns_token_route(
+    mock: respx.MockRouter, url: str = f"{NS_BASE}/v0/token", expires_in: float = 72000
+) -> respx.Route:
     values = iter(f"ns-token-{i}" for i in range(100))
     return mock.post(url).mock(
         side_effect=lambda _: httpx.Response(
-            200, json={"access_token": next(values), "expires_in": 72000}
+            200, json={"access_token": next(values), "expires_in": expires_in}
         )
     )
 
@@ -59,13 +66,14 @@ def newstore(ns_settings) -> NewStoreClient:
 
 @respx.mock
 async def test_ctp_token_is_fetched_once_and_reused(ctp: CommercetoolsClient) -> None:
-    token = ctp_token_route(respx.mock)
+    token = ctp_token_route(respx.mock, delay_s=0.05)
     orders = respx.get(ORDER_URL).mock(return_value=httpx.Response(200, json={"id": "o-1"}))
 
     await asyncio.gather(*(ctp.get_order("o-1") for _ in range(20)))
 
-    assert token.call_count == 1
+    assert token.call_count == 1  # 20 concurrent first requests share one fetch
     assert orders.call_count == 20
+    assert (ctp.requests, ctp.token_fetches) == (20, 1)
     request = token.calls[0].request
     assert request.headers["Authorization"].startswith("Basic ")
     assert b"grant_type=client_credentials" in request.content
@@ -82,7 +90,45 @@ async def test_ctp_401_refreshes_the_token_once(ctp: CommercetoolsClient) -> Non
     await ctp.get_order("o-1")
 
     assert token.call_count == 2
+    assert orders.call_count == 2
     assert orders.calls[1].request.headers["Authorization"] == "Bearer ctp-token-1"
+    # the token request goes with the client credentials, never through the bearer auth
+    assert all(c.request.headers["Authorization"].startswith("Basic ") for c in token.calls)
+    assert (ctp.requests, ctp.token_fetches) == (2, 2)
+
+
+@respx.mock
+async def test_ctp_a_second_401_is_a_transient_error_not_a_loop(ctp: CommercetoolsClient) -> None:
+    token = ctp_token_route(respx.mock)
+    orders = respx.get(ORDER_URL).mock(return_value=httpx.Response(401, json={"statusCode": 401}))
+
+    with pytest.raises(CommercetoolsError) as raised:
+        await ctp.get_order("o-1")
+
+    assert (orders.call_count, token.call_count) == (2, 2)  # one refresh, one resend
+    assert raised.value.status == 401
+    assert raised.value.transient and not raised.value.retry_now
+
+
+@respx.mock
+async def test_ctp_a_burst_of_401s_refreshes_the_token_once(ctp: CommercetoolsClient) -> None:
+    token = ctp_token_route(respx.mock)
+    answered = 0
+
+    async def order(request: httpx.Request) -> httpx.Response:
+        nonlocal answered
+        if request.headers["Authorization"] == "Bearer ctp-token-0":
+            answered += 1
+            await asyncio.sleep(0.01 * answered)  # some 401s arrive after the refresh
+            return httpx.Response(401, json={"statusCode": 401})
+        return httpx.Response(200, json={"id": "o-1"})
+
+    orders = respx.get(ORDER_URL).mock(side_effect=order)
+
+    await asyncio.gather(*(ctp.get_order("o-1") for _ in range(10)))
+
+    assert token.call_count == 2  # the first token, and one refresh for all ten 401s
+    assert orders.call_count == 20
 
 
 @respx.mock
@@ -155,7 +201,7 @@ async def test_ctp_404_is_a_permanent_not_found(ctp: CommercetoolsClient) -> Non
 
 
 @respx.mock
-async def test_ctp_concurrent_modification_exposes_the_current_version(
+async def test_ctp_concurrent_modification_keeps_the_current_version_in_its_errors(
     ctp: CommercetoolsClient,
 ) -> None:
     ctp_token_route(respx.mock)
@@ -169,7 +215,8 @@ async def test_ctp_concurrent_modification_exposes_the_current_version(
     with pytest.raises(CommercetoolsError) as raised:
         await ctp.put_custom_object("c", "k", {}, version=3)
 
-    assert raised.value.current_version == 7
+    assert raised.value.codes == ["ConcurrentModification"]
+    assert raised.value.errors[0]["currentVersion"] == 7  # what job.apply retries at
     assert not raised.value.retry_now
 
 
@@ -200,6 +247,7 @@ async def test_ns_password_grant_token_is_reused(newstore: NewStoreClient) -> No
     assert token.call_count == 1 and inject.call_count == 10
     form = token.calls[0].request.content.decode()
     assert "grant_type=password" in form and "username=ns-user" in form
+    assert "authorization" not in token.calls[0].request.headers
 
 
 @respx.mock
@@ -227,8 +275,24 @@ async def test_ns_403_refreshes_the_token_once(newstore: NewStoreClient) -> None
     )
 
     assert (await newstore.fulfill_order(b"{}"))["id"] == "ns-1"
-    assert token.call_count == 2
+    assert (token.call_count, inject.call_count) == (2, 2)
     assert inject.calls[1].request.headers["Authorization"] == "Bearer ns-token-1"
+    assert all("authorization" not in call.request.headers for call in token.calls)
+    assert (newstore.requests, newstore.token_fetches) == (2, 2)
+
+
+@respx.mock
+async def test_ns_a_second_403_is_a_transient_error_not_a_loop(newstore: NewStoreClient) -> None:
+    token = ns_token_route(respx.mock)
+    forbidden = {"error_code": "forbidden", "message": "no", "request_id": "r1"}
+    inject = respx.post(INJECT_URL).mock(return_value=httpx.Response(403, json=forbidden))
+
+    with pytest.raises(NewStoreError) as raised:
+        await newstore.fulfill_order(b"{}")
+
+    assert (inject.call_count, token.call_count) == (2, 2)  # one refresh, one resend
+    assert raised.value.status == 403 and raised.value.error_code == "forbidden"
+    assert raised.value.transient and not raised.value.retry_now
 
 
 @respx.mock
@@ -302,3 +366,194 @@ async def test_ns_timeout_is_transient(newstore: NewStoreClient) -> None:
 
     assert raised.value.transient
     assert NS_PASSWORD not in str(raised.value)
+
+
+@respx.mock
+async def test_ns_a_401_refreshes_the_token_too(newstore: NewStoreClient) -> None:
+    token = ns_token_route(respx.mock)
+    inject = respx.post(INJECT_URL).mock(
+        side_effect=[httpx.Response(401, json={}), httpx.Response(200, json={"id": "ns-1"})]
+    )
+
+    await newstore.fulfill_order(b"{}")
+
+    assert (token.call_count, inject.call_count) == (2, 2)
+
+
+@respx.mock
+async def test_ctp_403_is_not_an_auth_failure(ctp: CommercetoolsClient) -> None:
+    """commercetools answers 403 for a missing scope: a new token would not help."""
+    token = ctp_token_route(respx.mock)
+    orders = respx.get(ORDER_URL).mock(return_value=httpx.Response(403, json={}))
+
+    with pytest.raises(CommercetoolsError):
+        await ctp.get_order("o-1")
+
+    assert (token.call_count, orders.call_count) == (1, 1)
+
+
+# --- the shared core: counters, readiness, event hooks, the export download -----------------
+
+
+@respx.mock
+async def test_counters_count_every_attempt_and_tokens_apart(ctp: CommercetoolsClient) -> None:
+    ctp_token_route(respx.mock)
+    respx.get(ORDER_URL).mock(
+        side_effect=[
+            httpx.Response(503, json={}),
+            httpx.ConnectError("refused"),
+            httpx.Response(401, json={}),  # refreshed and resent within the third attempt
+            httpx.Response(200, json={"id": "o-1"}),
+        ]
+    )
+
+    await ctp.get_order("o-1")
+
+    assert (ctp.requests, ctp.token_fetches) == (4, 2)
+
+
+@respx.mock
+async def test_ensure_token_fetches_the_token_that_requests_reuse(
+    ctp: CommercetoolsClient,
+) -> None:
+    token = ctp_token_route(respx.mock)
+    orders = respx.get(ORDER_URL).mock(return_value=httpx.Response(200, json={}))
+
+    await ctp.ensure_token()
+    assert (token.call_count, ctp.requests) == (1, 0)  # readiness costs no API request
+    await ctp.ensure_token()
+    await ctp.get_order("o-1")
+
+    assert (token.call_count, orders.call_count) == (1, 1)
+    assert (ctp.requests, ctp.token_fetches) == (1, 1)
+
+
+@pytest.mark.parametrize(("expires_in", "early_s"), [(3600, 60), (100, 10)])
+def test_a_token_is_due_a_minute_early_or_a_tenth_of_its_lifetime(
+    expires_in: float, early_s: float
+) -> None:
+    token = token_from_response({"access_token": "t", "expires_in": expires_in})
+    assert token.refresh_at - time.monotonic() == pytest.approx(expires_in - early_s, abs=1)
+
+
+@respx.mock
+async def test_a_token_is_refreshed_before_it_expires(newstore: NewStoreClient) -> None:
+    token = ns_token_route(respx.mock, expires_in=0.2)  # due after 0.18 s
+    respx.post(INJECT_URL).mock(return_value=httpx.Response(200, json={"id": "ns-1"}))
+
+    await newstore.fulfill_order(b"{}")
+    await newstore.fulfill_order(b"{}")
+    assert token.call_count == 1
+    await asyncio.sleep(0.19)
+    await newstore.fulfill_order(b"{}")
+
+    assert token.call_count == 2
+
+
+@respx.mock
+async def test_ensure_token_raises_when_the_token_is_refused(newstore: NewStoreClient) -> None:
+    respx.post(f"{NS_BASE}/v0/token").mock(
+        return_value=httpx.Response(401, json={"error": "invalid_grant"})
+    )
+
+    with pytest.raises(UpstreamError) as raised:
+        await newstore.ensure_token()
+
+    assert raised.value.status == 401 and raised.value.transient
+    assert "invalid_grant" in str(raised.value)
+
+
+@respx.mock
+async def test_ns_event_hooks_see_every_attempt_token_requests_included(
+    ns_settings: NewStoreSettings,
+) -> None:
+    """What the job's rate gate relies on: it hooks the HTTP client, not the API client."""
+    seen: list[str] = []
+
+    async def before(request: httpx.Request) -> None:
+        seen.append(request.url.path)
+
+    http = httpx.AsyncClient(timeout=5, event_hooks={"request": [before]})
+    client = NewStoreClient(ns_settings, http=http, retry=FAST_RETRY)
+    ns_token_route(respx.mock)
+    respx.post(INJECT_URL).mock(
+        side_effect=[
+            httpx.Response(503, json={}),
+            httpx.Response(403, json={}),
+            httpx.Response(200, json={"id": "ns-1"}),
+        ]
+    )
+    respx.get(EXPORT_LINK).mock(return_value=httpx.Response(200, content=b"[]"))
+
+    async with client:
+        await client.fulfill_order(b"{}")
+        with tempfile.TemporaryFile() as file:
+            await client.download(EXPORT_LINK, file)
+
+    token, inject = "/v0/token", "/v0/d/fulfill_order"
+    assert seen == [token, inject, inject, token, inject, "/e1.json"]
+
+
+EXPORT_LINK = "https://storage.test/e1.json?signature=x"
+EXPORT_BODY = b'[{"product_id": "P", "fulfillment_node_id": "N", "atp": 4}]'
+
+
+class CutStream(httpx.AsyncByteStream):
+    """A body that breaks after its first bytes: a connection reset mid-download."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield EXPORT_BODY[:10]
+        raise httpx.ReadError("connection reset")
+
+
+@respx.mock
+async def test_ns_download_sends_no_token_and_is_retried_from_the_start(
+    newstore: NewStoreClient,
+) -> None:
+    token = ns_token_route(respx.mock)
+    link = respx.get(EXPORT_LINK).mock(
+        side_effect=[
+            httpx.Response(503, json={}),
+            httpx.Response(200, stream=CutStream()),
+            httpx.Response(200, content=EXPORT_BODY),
+        ]
+    )
+
+    with tempfile.TemporaryFile() as file:
+        size = await newstore.download(EXPORT_LINK, file)
+        file.seek(0)
+        assert file.read() == EXPORT_BODY  # not the cut attempt's bytes in front
+
+    assert size == len(EXPORT_BODY)
+    assert link.call_count == 3
+    assert all("authorization" not in call.request.headers for call in link.calls)
+    assert token.call_count == 0
+    assert (newstore.requests, newstore.token_fetches) == (3, 0)
+
+
+@respx.mock
+async def test_ns_download_retries_are_bounded_by_the_same_policy(
+    newstore: NewStoreClient,
+) -> None:
+    link = respx.get(EXPORT_LINK).mock(
+        return_value=httpx.Response(500, json={"error_code": "storage_down"})
+    )
+
+    with tempfile.TemporaryFile() as file, pytest.raises(NewStoreError) as raised:
+        await newstore.download(EXPORT_LINK, file)
+
+    assert link.call_count == FAST_RETRY.max_attempts
+    assert raised.value.error_code == "storage_down" and raised.value.transient
+
+
+@respx.mock
+async def test_ns_download_honours_retry_after(newstore: NewStoreClient) -> None:
+    busy = httpx.Response(429, headers={"Retry-After": "0.3"}, json={})
+    link = respx.get(EXPORT_LINK).mock(side_effect=[busy, httpx.Response(200, content=b"[]")])
+
+    started = time.monotonic()
+    with tempfile.TemporaryFile() as file:
+        await newstore.download(EXPORT_LINK, file)
+
+    assert link.call_count == 2
+    assert time.monotonic() - started >= 0.3
