@@ -42,7 +42,7 @@ from job.export import ExportSource, ExportUnavailable, PollPolicy
 from job.inventory_reads import fetch_channel_less, product_skus, read_channel_less_entries
 from job.lease import Lease
 from job.plan import Entry, Plan, plan_sync, sample_changes, skus_without_entry
-from job.ratelimit import RateGate
+from connector.ratelimit import RateGate
 from job.settings import InventorySettings
 from job.sources import StockedProductsSource, StockSnapshot, StockSource
 

@@ -11,7 +11,7 @@ import pytest
 from connector.http import RetryPolicy
 from connector.newstore import NewStoreClient
 from connector.settings import NewStoreSettings
-from job.ratelimit import RateGate
+from connector.ratelimit import RateGate
 from job.sources import StockAggregator, StockedProductsSource
 from sandbox.controls import Controls
 from sandbox.newstore import NewStoreEmulator
