@@ -190,7 +190,7 @@ class OrderInjector:
             raise PermanentFailure("order_not_found", error) from None
         try:
             order = Order.model_validate(order_json)
-            return map_order(order, self.options)
+            return map_order(order, self.options).payload
         except ValidationError as error:
             detail = f"{error.error_count()} field error(s), first at {_first_location(error)}"
             raise PermanentFailure("unreadable_order", {"message": detail}) from None

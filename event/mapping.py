@@ -8,17 +8,38 @@ rejects a second injection of the same order with different data.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
 from event import customization
 from event.errors import MappingError
-from event.money import allocate, money_major, to_major
-from event.order import Address, DiscountPortion, LineItem, Order, Payment, Reference, TaxRate
+from event.money import RoundingMode, allocate, line_cents, money_cents, money_major, to_major
+from event.order import (
+    Address,
+    DiscountPortion,
+    LineItem,
+    Money,
+    Order,
+    Payment,
+    Reference,
+    TaxRate,
+)
 
 MAX_EXTERNAL_ID_LENGTH = 64
 MAX_ITEMS_PER_SHIPMENT = 100
+# InjectedOrderDiscountInfo / InjectedOrderDiscountInfo1
+MAX_DISCOUNT_REF_LENGTH = 256
+MAX_COUPON_CODE_LENGTH = 64
+MAX_DESCRIPTION_LENGTH = 1024
+# How the values of merged discounts are joined (cart discount keys and ids never contain a
+# comma; descriptions are prose).
+REF_SEPARATOR = ","
+CODE_SEPARATOR = ","
+DESCRIPTION_SEPARATOR = "; "
+
+ROUNDING_MODES: tuple[RoundingMode, ...] = ("HalfEven", "HalfUp", "HalfDown")
 
 Payload = dict[str, Any]
 
@@ -30,24 +51,67 @@ class MappingOptions:
     channel_name: str = "commercetools"
     default_locale: str = "en-US"
     external_id_source: Literal["id", "orderNumber"] = "id"
+    # NEW_STORE_PRODUCT_ID_SOURCE: "sku", or "attribute:<name>" (customization.product_id)
+    product_id_source: str = "sku"
+
+    def __post_init__(self) -> None:
+        source = self.product_id_source
+        prefix = customization.ATTRIBUTE_SOURCE_PREFIX
+        if source != "sku" and not (source.startswith(prefix) and len(source) > len(prefix)):
+            raise ValueError(
+                f"product_id_source {source!r} is neither 'sku' nor 'attribute:<name>'"
+            )
+
+
+@dataclass(frozen=True)
+class MappedOrder:
+    """The payload, and what the mapping deliberately left out of it.
+
+    `omitted` holds one human-readable line per thing left out, each starting with the path
+    of the commercetools data it concerns (e.g. `payments[<payment id>]: no successful
+    Authorization or Charge (...); not sent`), in a stable order, without duplicates.
+    """
+
+    payload: Payload
+    omitted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Unit:
-    """One unit of a line item: NewStore wants one item per unit."""
+    """One unit of a line item: NewStore wants one item per unit. Amounts in cents."""
 
     line: LineItem
-    item_price: int  # cents
+    product_id: str
+    item_price: int
+    item_list_price: int
     item_discounts: tuple[DiscountPortion, ...]
+    item_discount_cents: int
 
     @property
     def net(self) -> int:
-        return self.item_price - sum(d.discounted_amount.cent_amount for d in self.item_discounts)
+        return self.item_price - self.item_discount_cents
 
 
-def map_order(order: Order, options: MappingOptions) -> Payload:
-    _check_injectable(order)
-    units = [unit for line in order.line_items for unit in _units(line)]
+class _Omitted:
+    """The `omitted` lines, in the order found, each once."""
+
+    def __init__(self) -> None:
+        self._lines: dict[str, None] = {}
+
+    def add(self, line: str) -> None:
+        self._lines.setdefault(line, None)
+
+    def extend(self, lines: Sequence[str]) -> None:
+        for line in lines:
+            self.add(line)
+
+    def as_tuple(self) -> tuple[str, ...]:
+        return tuple(self._lines)
+
+
+def map_order(order: Order, options: MappingOptions) -> MappedOrder:
+    omitted = _Omitted()
+    units = _check_injectable_and_split(order, options)
     payload: Payload = {
         "external_id": external_id(order, options),
         "shop": options.shop,
@@ -60,12 +124,20 @@ def map_order(order: Order, options: MappingOptions) -> Payload:
         "customer_name": _customer_name(order),
         "external_customer_id": order.customer_id,
         "price_method": _price_method(order),
-        "shipping_address": _address(order.shipping_address),
-        "billing_address": _address(order.billing_address),
-        "shipments": [{"items": _items(order, units), "shipping_option": _shipping_option(order)}],
-        "payments": _payments(order),
+        "shipping_address": _address(order.shipping_address, "shippingAddress", omitted),
+        "billing_address": _address(order.billing_address, "billingAddress", omitted),
+        "shipments": [
+            {
+                "items": _items(order, units, omitted),
+                "shipping_option": _shipping_option(order, omitted),
+            }
+        ],
+        "payments": _payments(order, omitted),
     }
-    return {key: value for key, value in payload.items() if value not in (None, [], "")}
+    return MappedOrder(
+        {key: value for key, value in payload.items() if value not in (None, [], "")},
+        omitted.as_tuple(),
+    )
 
 
 def external_id(order: Order, options: MappingOptions) -> str:
@@ -95,18 +167,19 @@ def _json_number(value: object) -> int | float:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-# --- checks ---------------------------------------------------------------------------
+# --- checks and units -----------------------------------------------------------------
 
 
-def _check_injectable(order: Order) -> None:
+def _check_injectable_and_split(order: Order, options: MappingOptions) -> list[Unit]:
+    """The order's units, or a permanent MappingError: never a partial order."""
     if order.custom_line_items:
         raise MappingError(
             "custom_line_items",
             f"{len(order.custom_line_items)} custom line item(s) have no SKU for NewStore",
         )
-    for line in order.line_items:
-        if not line.variant.sku:
-            raise MappingError("missing_sku", f"line item {line.id} has no SKU")
+    product_ids = [
+        customization.product_id(line, options.product_id_source) for line in order.line_items
+    ]
     units = sum(line.quantity for line in order.line_items)
     if units > MAX_ITEMS_PER_SHIPMENT:
         raise MappingError(
@@ -114,6 +187,59 @@ def _check_injectable(order: Order) -> None:
             f"{units} units; NewStore takes one item per unit and at most "
             f"{MAX_ITEMS_PER_SHIPMENT} items in the one shipment a service level allows",
         )
+    return [
+        unit
+        for line, product_id in zip(order.line_items, product_ids, strict=True)
+        for unit in _units(order, line, product_id)
+    ]
+
+
+def _units(order: Order, line: LineItem, product_id: str) -> list[Unit]:
+    """The line's units in order. Unit prices are the line's `quantity x price` in cents
+    (exact for cent precision; a high-precision price multiplied first and rounded once, as
+    commercetools does) split over the units by largest remainder with equal weights, so
+    the units add up to the line total and differ by at most one cent, earlier units first.
+    """
+    scale = _scale(order)
+    mode = _rounding_mode(order, line)
+    price = line.price.discounted.value if line.price.discounted else line.price.value
+    item_prices = allocate(line_cents(price, line.quantity, scale, mode), [1] * line.quantity)
+    list_prices = allocate(
+        line_cents(line.price.value, line.quantity, scale, mode), [1] * line.quantity
+    )
+    discounts: list[tuple[DiscountPortion, ...]] = []
+    for group in line.discounted_price_per_quantity:
+        discounts += [tuple(group.discounted_price.included_discounts)] * group.quantity
+    discounts += [()] * (line.quantity - len(discounts))
+    return [
+        Unit(
+            line=line,
+            product_id=product_id,
+            item_price=item_price,
+            item_list_price=list_price,
+            item_discounts=portions,
+            item_discount_cents=sum(money_cents(p.discounted_amount, scale) for p in portions),
+        )
+        for item_price, list_price, portions in zip(
+            item_prices, list_prices, discounts[: line.quantity], strict=True
+        )
+    ]
+
+
+def _rounding_mode(order: Order, line: LineItem) -> RoundingMode:
+    """The order's `priceRoundingMode`; only high-precision prices are rounded with it, so an
+    unknown mode is a permanent error only for a line that has one."""
+    for mode in ROUNDING_MODES:
+        if mode == order.price_rounding_mode:
+            return mode
+    prices = [line.price.value] + ([line.price.discounted.value] if line.price.discounted else [])
+    if any(money.is_high_precision for money in prices):
+        raise MappingError(
+            "unknown_rounding_mode",
+            f"line item {line.id} has a high-precision price and the order's priceRoundingMode "
+            f"{order.price_rounding_mode!r} is not one of {', '.join(ROUNDING_MODES)}",
+        )
+    return "HalfEven"
 
 
 # --- header ---------------------------------------------------------------------------
@@ -135,11 +261,12 @@ def _price_method(order: Order) -> str:
     return "tax_excluded"
 
 
-def _address(address: Address | None) -> dict[str, str] | None:
+def _address(address: Address | None, where: str, omitted: _Omitted) -> dict[str, str] | None:
     if address is None:
         return None
     line_1 = _join(" ", address.street_name, address.street_number)
     if not line_1:
+        omitted.add(f"{where}: no streetName or streetNumber for address_line_1; not sent")
         return None
     fields = {
         "first_name": address.first_name,
@@ -165,30 +292,25 @@ def _join(separator: str, *parts: str | None) -> str:
 # --- items ----------------------------------------------------------------------------
 
 
-def _units(line: LineItem) -> list[Unit]:
-    price = line.price.discounted.value if line.price.discounted else line.price.value
-    discounts: list[tuple[DiscountPortion, ...]] = []
-    for group in line.discounted_price_per_quantity:
-        discounts += [tuple(group.discounted_price.included_discounts)] * group.quantity
-    discounts += [()] * (line.quantity - len(discounts))
-    return [Unit(line, price.cent_amount, d) for d in discounts[: line.quantity]]
-
-
-def _items(order: Order, units: list[Unit]) -> list[Payload]:
+def _items(order: Order, units: list[Unit], omitted: _Omitted) -> list[Payload]:
     taxes = _unit_taxes(order, units)
-    order_discounts = _order_discount_shares(order, units)
+    order_discounts = _order_discount_entries(order, units, omitted)
     return [
         {
             "external_item_id": unit.line.id,
-            "product_id": unit.line.variant.sku,
+            "product_id": unit.product_id,
             "price": {
                 "item_price": _major(order, unit.item_price),
-                "item_list_price": money_major(unit.line.price.value),
+                "item_list_price": _major(order, unit.item_list_price),
                 "item_tax_lines": taxes[i],
-                "item_discount_info": [
-                    _discount(order, d.discount, d.discounted_amount.cent_amount)
-                    for d in unit.item_discounts
-                ],
+                "item_discount_info": _discount_info(
+                    order,
+                    unit.item_discounts,
+                    unit.item_discount_cents,
+                    merged_original_cents=unit.item_discount_cents,
+                    where=f"lineItems[{unit.line.id}].discountedPricePerQuantity",
+                    omitted=omitted,
+                ),
                 "item_order_discount_info": order_discounts[i],
             },
         }
@@ -228,34 +350,112 @@ def _tax_line(order: Order, cents: int, rate: float, name: str, country: str) ->
     }
 
 
-def _order_discount_shares(order: Order, units: list[Unit]) -> list[list[Payload]]:
-    per_unit: list[list[Payload]] = [[] for _ in units]
+def _order_discount_entries(
+    order: Order, units: list[Unit], omitted: _Omitted
+) -> list[list[Payload]]:
+    """One merged entry per unit: the order discounts' total, split once over all units."""
     total = order.discount_on_total_price
-    if total is None:
-        return per_unit
-    weights = [u.net for u in units]
-    for portion in total.included_discounts:
-        shares = allocate(portion.discounted_amount.cent_amount, weights)
-        for entries, share in zip(per_unit, shares, strict=True):
-            entries.append(_discount(order, portion.discount, share))
-    return per_unit
+    if total is None or not total.included_discounts:
+        return [[] for _ in units]
+    portions = total.included_discounts
+    scale = _scale(order)
+    amount = sum(money_cents(p.discounted_amount, scale) for p in portions)
+    shares = allocate(amount, [u.net for u in units])
+    return [
+        _discount_info(
+            order,
+            portions,
+            share,
+            merged_original_cents=amount,
+            where="discountOnTotalPrice",
+            omitted=omitted,
+        )
+        for share in shares
+    ]
 
 
-# --- discounts, shipping, payments ------------------------------------------------------
+# --- discounts --------------------------------------------------------------------------
 
 
-def _discount(order: Order, reference: Reference, adjustment_cents: int) -> Payload:
+def _discount_info(
+    order: Order,
+    portions: Sequence[DiscountPortion],
+    adjustment_cents: int,
+    *,
+    merged_original_cents: int,
+    where: str,
+    omitted: _Omitted,
+) -> list[Payload]:
+    """NewStore allows at most ONE discount entry per item (and per shipping option): the
+    discounts of `portions` become one entry, `[]` when there are none.
+
+    One cart discount: its own entry. Several: `fixed`, `price_adjustment` = their summed
+    adjustment, `original_value` = `merged_original_cents` (the merged amount, for order
+    discounts the order-wide total), and refs, codes and descriptions joined in the
+    commercetools order (see `_joined`).
+    """
+    references = list({p.discount.id: p.discount for p in portions}.values())
+    if not references:
+        return []
     adjustment = _major(order, adjustment_cents)
-    cart_discount = reference.obj or {}
-    kind, original = _discount_value(order, cart_discount.get("value") or {}, adjustment)
-    return {
-        "type": kind,
-        "original_value": original,
-        "price_adjustment": adjustment,
-        "discount_ref": cart_discount.get("key") or reference.id,
-        "coupon_code": _coupon_code(order, reference.id),
-        "description": _localized(cart_discount.get("name"), order.locale),
-    }
+    if len(references) == 1:
+        reference = references[0]
+        cart_discount = reference.obj or {}
+        kind, original = _discount_value(order, cart_discount.get("value") or {}, adjustment)
+    else:
+        kind, original = "fixed", _major(order, merged_original_cents)
+    return [
+        {
+            "type": kind,
+            "original_value": original,
+            "price_adjustment": adjustment,
+            "discount_ref": _joined(
+                [_discount_ref(r) for r in references],
+                REF_SEPARATOR,
+                MAX_DISCOUNT_REF_LENGTH,
+                f"{where} discount_ref",
+                omitted,
+            )
+            or references[0].id,
+            "coupon_code": _joined(
+                [_coupon_code(order, r.id) for r in references],
+                CODE_SEPARATOR,
+                MAX_COUPON_CODE_LENGTH,
+                f"{where} coupon_code",
+                omitted,
+            ),
+            "description": _joined(
+                [_localized((r.obj or {}).get("name"), order.locale) for r in references],
+                DESCRIPTION_SEPARATOR,
+                MAX_DESCRIPTION_LENGTH,
+                f"{where} description",
+                omitted,
+            ),
+        }
+    ]
+
+
+def _joined(values: list[str], separator: str, limit: int, where: str, omitted: _Omitted) -> str:
+    """The distinct non-empty `values`, in order, joined by `separator`, within `limit`.
+
+    A value is never cut: the values are taken in order and each one is kept only if the
+    joined text still fits in `limit` characters; a value that does not fit is left out
+    entirely (a later, shorter one may still fit), and each one left out is reported in
+    `omitted` under `where`. (With cart discount keys of at most 256 characters and ids of
+    36, a `discount_ref` always keeps at least its first value.)
+    """
+    kept: list[str] = []
+    for value in dict.fromkeys(v for v in values if v):
+        if len(separator.join([*kept, value])) <= limit:
+            kept.append(value)
+        else:
+            shown = value if len(value) <= 40 else value[:40] + "..."
+            omitted.add(f"{where}: {shown!r} left out ({limit}-character limit)")
+    return separator.join(kept)
+
+
+def _discount_ref(reference: Reference) -> str:
+    return str((reference.obj or {}).get("key") or reference.id)
 
 
 def _discount_value(
@@ -266,8 +466,8 @@ def _discount_value(
     if value.get("type") == "absolute":
         currency = order.total_price.currency_code
         for money in value.get("money", []):
-            if money.get("currencyCode") == currency:
-                return "fixed", to_major(money["centAmount"], money.get("fractionDigits", 2))
+            if money.get("currencyCode") == currency:  # cent or high precision alike
+                return "fixed", money_major(Money.model_validate(money), _scale(order))
     return "fixed", adjustment
 
 
@@ -287,34 +487,49 @@ def _localized(names: dict[str, str] | None, locale: str | None) -> str:
     return names[min(names)]
 
 
-def _shipping_option(order: Order) -> Payload:
+# --- shipping, payments -----------------------------------------------------------------
+
+
+def _shipping_option(order: Order, omitted: _Omitted) -> Payload:
     service_level = customization.service_level_identifier(order)
     info = order.shipping_info
     assert info is not None  # service_level_identifier refuses an order without shipping
-    discounted = info.discounted_price
+    scale = _scale(order)
+    portions = info.discounted_price.included_discounts if info.discounted_price else []
+    adjustment = sum(money_cents(p.discounted_amount, scale) for p in portions)
     return {
         "service_level_identifier": service_level,
-        "price": money_major(info.price),
+        "price": money_major(info.price, scale),
         "tax": _major(order, info.taxed_price.tax_cents if info.taxed_price else 0),
-        "discount_info": [
-            _discount(order, d.discount, d.discounted_amount.cent_amount)
-            for d in (discounted.included_discounts if discounted else [])
-        ],
+        "discount_info": _discount_info(
+            order,
+            portions,
+            adjustment,
+            merged_original_cents=adjustment,
+            where="shippingInfo.discountedPrice",
+            omitted=omitted,
+        ),
     }
 
 
-def _payments(order: Order) -> list[Payload]:
+def _payments(order: Order, omitted: _Omitted) -> list[Payload]:
     payments = []
     for reference in order.payments:
         if reference.obj is None:
             raise MappingError(
                 "payment_not_expanded", f"payment {reference.id} could not be read with the order"
             )
-        entry = customization.newstore_payment(Payment.model_validate(reference.obj), order)
-        if entry is not None:
-            payments.append(entry)
+        result = customization.newstore_payment(Payment.model_validate(reference.obj), order)
+        omitted.extend(result.omitted)
+        if result.entry is not None:
+            payments.append(result.entry)
     return payments
 
 
+def _scale(order: Order) -> int:
+    """The currency's decimals (ISO 4217): `totalPrice` is always cent precision."""
+    return order.total_price.fraction_digits
+
+
 def _major(order: Order, cents: int) -> Decimal:
-    return to_major(cents, order.total_price.fraction_digits)
+    return to_major(cents, _scale(order))

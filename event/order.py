@@ -19,9 +19,25 @@ class CtModel(BaseModel):
 
 
 class Money(CtModel):
+    """`CentPrecisionMoney` or `HighPrecisionMoney` (commercetools' `TypedMoney`).
+
+    Cent precision: `centAmount` in the currency's smallest unit, `fractionDigits` the
+    currency's decimals. High precision (`type: "highPrecision"`): `preciseAmount` with its
+    own `fractionDigits` (more than the currency's), and `centAmount` still in the currency's
+    smallest unit (commercetools' rounding of `preciseAmount`). So 25.00345 USD is
+    `centAmount 2500, preciseAmount 2500345, fractionDigits 5`. Read amounts through
+    `event.money`, which knows the difference.
+    """
+
+    type: str = "centPrecision"
     cent_amount: int = Field(alias="centAmount")
     currency_code: str = Field(alias="currencyCode")
     fraction_digits: int = Field(2, alias="fractionDigits")
+    precise_amount: int | None = Field(None, alias="preciseAmount")
+
+    @property
+    def is_high_precision(self) -> bool:
+        return self.type == "highPrecision" and self.precise_amount is not None
 
 
 class Reference(CtModel):
@@ -81,8 +97,17 @@ class Price(CtModel):
     discounted: ProductDiscountedPrice | None = None
 
 
+class Attribute(CtModel):
+    name: str
+    value: Any = None
+
+
 class Variant(CtModel):
     sku: str | None = None
+    attributes: list[Attribute] = Field(default_factory=list)
+
+    def attribute(self, name: str) -> Attribute | None:
+        return next((a for a in self.attributes if a.name == name), None)
 
 
 class LineItem(CtModel):
@@ -182,6 +207,8 @@ class Order(CtModel):
     payment_info: PaymentInfo | None = Field(None, alias="paymentInfo")
     discount_on_total_price: DiscountOnTotalPrice | None = Field(None, alias="discountOnTotalPrice")
     discount_codes: list[DiscountCodeInfo] = Field(default_factory=list, alias="discountCodes")
+    # how commercetools rounded line totals of high-precision prices (HalfEven by default)
+    price_rounding_mode: str = Field("HalfEven", alias="priceRoundingMode")
 
     @property
     def payments(self) -> list[Reference]:

@@ -23,6 +23,10 @@ class OrderSettings(BaseSettings):
     new_store_channel_type: Literal["web", "mobile", "store"] = "web"
     new_store_channel_name: str = Field("commercetools", min_length=1, max_length=64)
     new_store_default_locale: str = Field("en-US", min_length=2)
+    # NewStore's product_id for a line item: "sku" (the default), or "attribute:<name>" for
+    # the value of that variant attribute, when the tenant's product ids are not the SKUs
+    # (see event/customization.py product_id and docs/mapping.md).
+    new_store_product_id_source: str = Field("sku", pattern=r"^(sku|attribute:\S+)$")
     order_record_successes: bool = True
     order_records_container: str = Field("newstore-connector-orders", pattern=r"^[-_~.a-zA-Z0-9]+$")
     order_max_transient_attempts: int = Field(50, ge=1)

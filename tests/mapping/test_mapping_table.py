@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from event.order import Order
@@ -39,6 +39,7 @@ DEFAULT_OPTIONS: dict[str, str] = {
     "channel_name": "commercetools",
     "default_locale": "en-US",
     "external_id_source": "id",
+    "product_id_source": "sku",
 }
 
 ITEM_KEYS = ["external_item_id", "product_id", "price"]
@@ -89,8 +90,8 @@ def _options(fixture: dict[str, Any], **overrides: str):
 
 def _payload_bytes(order_json: dict[str, Any], fixture: dict[str, Any], **overrides: str) -> bytes:
     m = _mapping()
-    payload = m.map_order(Order.model_validate(order_json), _options(fixture, **overrides))
-    body = m.payload_to_json(payload)
+    mapped = m.map_order(Order.model_validate(order_json), _options(fixture, **overrides))
+    body = m.payload_to_json(mapped.payload)
     assert isinstance(body, bytes)
     return body
 
@@ -124,8 +125,20 @@ def _line_tax_cents(line: dict[str, Any]) -> int | None:
     return taxed["totalGross"]["centAmount"] - taxed["totalNet"]["centAmount"]
 
 
-def _units_by_line(order_json: dict[str, Any], items: list[dict[str, Any]]):
+def _expected_product_id(line: dict[str, Any], source: str) -> str:
+    """product_id per docs/mapping.md: the SKU, or the named attribute's text / enum key."""
+    if source == "sku":
+        return line["variant"]["sku"]
+    name = source.removeprefix("attribute:")
+    value = next(a["value"] for a in line["variant"]["attributes"] if a["name"] == name)
+    return value["key"] if isinstance(value, dict) else str(value)
+
+
+def _units_by_line(
+    order_json: dict[str, Any], items: list[dict[str, Any]], fixture: dict[str, Any] | None = None
+):
     """Pairs (line item, its unit items), checking the one-item-per-unit layout on the way."""
+    source = ((fixture or {}).get("options") or {}).get("product_id_source", "sku")
     pos = 0
     out = []
     for line in order_json["lineItems"]:
@@ -133,7 +146,7 @@ def _units_by_line(order_json: dict[str, Any], items: list[dict[str, Any]]):
         assert len(units) == line["quantity"], f"line {line['id']}: expected one item per unit"
         for unit in units:
             assert unit["external_item_id"] == line["id"]
-            assert unit["product_id"] == line["variant"]["sku"]
+            assert unit["product_id"] == _expected_product_id(line, source)
         out.append((line, units))
         pos += line["quantity"]
     assert pos == len(items), "more items than units in the order"
@@ -219,7 +232,15 @@ def test_fixture_table_is_present_and_parses() -> None:
         fixture = _load(path)
         assert fixture.get("description"), path.name
         assert ("expected" in fixture) != ("expected_error" in fixture), path.name
-        assert set(fixture) <= {"description", "options", "order", "expected", "expected_error"}
+        assert set(fixture) <= {
+            "description",
+            "options",
+            "order",
+            "expected",
+            "expected_omitted",
+            "expected_error",
+        }
+        assert "expected_omitted" not in fixture or "expected" in fixture, path.name
         assert set(fixture.get("options", {})) <= set(DEFAULT_OPTIONS), path.name
 
 
@@ -298,6 +319,15 @@ def test_payload_matches_hand_computed_expectation(path: Path) -> None:
     assert actual == expected
 
 
+@pytest.mark.parametrize("path", OK_PATHS, ids=_ids(OK_PATHS))
+def test_omitted_matches_hand_written_expectation(path: Path) -> None:
+    m = _mapping()
+    fixture = _load(path)
+    mapped = m.map_order(Order.model_validate(fixture["order"]), _options(fixture))
+    assert isinstance(mapped.omitted, tuple)
+    assert list(mapped.omitted) == fixture.get("expected_omitted", [])
+
+
 @pytest.mark.parametrize("path", ERROR_PATHS, ids=_ids(ERROR_PATHS))
 def test_permanent_errors(path: Path) -> None:
     m = _mapping()
@@ -318,8 +348,8 @@ def test_payload_is_byte_identical_across_calls_and_reparses(path: Path) -> None
     fixture = json.loads(text)
     options = _options(fixture)
     order = Order.model_validate(fixture["order"])
-    first = m.payload_to_json(m.map_order(order, options))
-    assert m.payload_to_json(m.map_order(order, options)) == first
+    first = m.payload_to_json(m.map_order(order, options).payload)
+    assert m.payload_to_json(m.map_order(order, options).payload) == first
     reparsed = json.loads(text)
     assert _payload_bytes(reparsed["order"], reparsed) == first
     # the same order with its JSON object keys in another order (still the same order)
@@ -335,7 +365,7 @@ def test_unit_taxes_add_up_to_each_line_tax(path: Path) -> None:
     order_json = fixture["order"]
     fd = order_json["totalPrice"]["fractionDigits"]
     payload = _map(order_json, fixture)
-    for line, units in _units_by_line(order_json, payload["shipments"][0]["items"]):
+    for line, units in _units_by_line(order_json, payload["shipments"][0]["items"], fixture):
         tax_cents = _line_tax_cents(line)
         if tax_cents is None:
             assert all(u["price"]["item_tax_lines"] == [] for u in units), line["id"]
@@ -351,16 +381,18 @@ def test_unit_taxes_add_up_to_each_line_tax(path: Path) -> None:
 
 @pytest.mark.parametrize("path", OK_PATHS, ids=_ids(OK_PATHS))
 def test_item_discounts_follow_discounted_price_per_quantity(path: Path) -> None:
+    """One merged entry per discounted unit: its price_adjustment is the sum of the unit's
+    group's includedDiscounts (commercetools gives them per unit)."""
     fixture = _load(path)
     order_json = fixture["order"]
     payload = _map(order_json, fixture)
-    for line, units in _units_by_line(order_json, payload["shipments"][0]["items"]):
+    for line, units in _units_by_line(order_json, payload["shipments"][0]["items"], fixture):
         expected_per_unit: list[list[Decimal]] = []
         for group in line["discountedPricePerQuantity"]:
             amounts = [
                 _major(d["discountedAmount"]) for d in group["discountedPrice"]["includedDiscounts"]
             ]
-            expected_per_unit += [amounts] * group["quantity"]
+            expected_per_unit += [[sum(amounts)] if amounts else []] * group["quantity"]
         expected_per_unit += [[]] * (line["quantity"] - len(expected_per_unit))
         actual = [
             [Decimal(d["price_adjustment"]) for d in u["price"]["item_discount_info"]]
@@ -370,19 +402,126 @@ def test_item_discounts_follow_discounted_price_per_quantity(path: Path) -> None
 
 
 @pytest.mark.parametrize("path", OK_PATHS, ids=_ids(OK_PATHS))
-def test_order_discount_shares_add_up_to_each_discounted_amount(path: Path) -> None:
+def test_order_discount_shares_add_up_to_the_discounted_amount(path: Path) -> None:
+    """The order discounts, merged: one entry per unit, the shares a largest-remainder split
+    of their total over the unit nets, adding up to commercetools' discountedAmount."""
     fixture = _load(path)
     order_json = fixture["order"]
+    fd = order_json["totalPrice"]["fractionDigits"]
     items = _map(order_json, fixture)["shipments"][0]["items"]
-    discounts = (order_json.get("discountOnTotalPrice") or {}).get("includedDiscounts", [])
+    total = order_json.get("discountOnTotalPrice") or {}
+    discounts = total.get("includedDiscounts", [])
     for it in items:
-        assert len(it["price"]["item_order_discount_info"]) == len(discounts)
-    for i, portion in enumerate(discounts):
-        shares = [
-            Decimal(it["price"]["item_order_discount_info"][i]["price_adjustment"]) for it in items
-        ]
-        assert sum(shares) == _major(portion["discountedAmount"]), f"order discount {i}"
-        assert all(s >= 0 for s in shares)
+        assert len(it["price"]["item_order_discount_info"]) == (1 if discounts else 0)
+    if not discounts:
+        return
+    shares = [
+        _cents(it["price"]["item_order_discount_info"][0]["price_adjustment"], fd) for it in items
+    ]
+    amount = sum(d["discountedAmount"]["centAmount"] for d in discounts)
+    assert amount == total["discountedAmount"]["centAmount"]
+    assert sum(shares) == amount
+    nets = [
+        _cents(it["price"]["item_price"], fd)
+        - sum(_cents(d["price_adjustment"], fd) for d in it["price"]["item_discount_info"])
+        for it in items
+    ]
+    assert shares == _largest_remainder(amount, [Fraction(n) for n in nets])
+
+
+@pytest.mark.parametrize("path", OK_PATHS, ids=_ids(OK_PATHS))
+def test_payload_amounts_add_up_to_the_commercetools_totals(path: Path) -> None:
+    """To the cent: each line's units (price minus item discount) add up to the line's
+    totalPrice, and the whole payload (minus order and shipping discounts, plus shipping)
+    to the order's totalPrice; the tax lines plus shipping tax to the order's total tax."""
+    fixture = _load(path)
+    order_json = fixture["order"]
+    fd = order_json["totalPrice"]["fractionDigits"]
+    payload = _map(order_json, fixture)
+    items = payload["shipments"][0]["items"]
+
+    def cents(value: Any) -> int:
+        return _cents(value, fd)
+
+    def unit_net(it: dict[str, Any]) -> int:
+        price = it["price"]
+        return cents(price["item_price"]) - sum(
+            cents(d["price_adjustment"]) for d in price["item_discount_info"]
+        )
+
+    for line, units in _units_by_line(order_json, items, fixture):
+        assert sum(unit_net(u) for u in units) == line["totalPrice"]["centAmount"], line["id"]
+    option = payload["shipments"][0]["shipping_option"]
+    total = (
+        sum(unit_net(it) for it in items)
+        - sum(
+            cents(d["price_adjustment"])
+            for it in items
+            for d in it["price"]["item_order_discount_info"]
+        )
+        + cents(option["price"])
+        - sum(cents(d["price_adjustment"]) for d in option["discount_info"])
+    )
+    assert total == order_json["totalPrice"]["centAmount"]
+    taxed = order_json.get("taxedPrice")
+    # Line taxedPrice is before a discount on the total price while the order's taxedPrice is
+    # after it, so the tax check holds only for orders without one (see fixture 09).
+    on_total = order_json.get("discountOnTotalPrice")
+    if taxed and not on_total and all(line.get("taxRate") for line in order_json["lineItems"]):
+        tax = sum(cents(t["amount"]) for it in items for t in it["price"]["item_tax_lines"])
+        tax += cents(option["tax"])
+        order_tax = taxed.get("totalTax") or {
+            "centAmount": taxed["totalGross"]["centAmount"] - taxed["totalNet"]["centAmount"]
+        }
+        assert tax == order_tax["centAmount"]
+
+
+# NewStore's published contract (newstore-api.swagger.json): InjectedOrderShipmentItemPrice
+# and InjectedOrderShippingOption (discount arrays maxItems 1), InjectedOrderDiscountInfo(1)
+# (discount_ref 1..256, coupon_code <= 64, description <= 1024, percentage original_value
+# <= 100), InjectedOrderShipmentItem (external_item_id, product_id 1..64) and
+# InjectedOrderPayment (method 1..64, processor 1..32, correlation_ref 1..128, amount > 0).
+DISCOUNT_TEXT_LIMITS = {"discount_ref": (1, 256), "coupon_code": (0, 64), "description": (0, 1024)}
+PAYMENT_TEXT_LIMITS = {"method": (1, 64), "processor": (1, 32), "correlation_ref": (1, 128)}
+
+
+def _assert_fits(value: str, limits: tuple[int, int], label: str) -> None:
+    assert isinstance(value, str), label
+    assert limits[0] <= len(value) <= limits[1], f"{label}: {len(value)} characters"
+
+
+def _assert_fits_the_contract(payload: dict[str, Any]) -> None:
+    def discounts(entries: list[dict[str, Any]], label: str) -> None:
+        assert len(entries) <= 1, f"{label}: {len(entries)} entries, NewStore allows 1"
+        for entry in entries:
+            for key, limits in DISCOUNT_TEXT_LIMITS.items():
+                _assert_fits(entry[key], limits, f"{label}.{key}")
+            assert entry["type"] in ("fixed", "percentage"), label
+            if entry["type"] == "percentage":
+                assert 0 <= entry["original_value"] <= 100, label
+            assert entry["original_value"] >= 0 and entry["price_adjustment"] >= 0, label
+
+    for n, it in enumerate(payload["shipments"][0]["items"]):
+        label = f"items[{n}]"
+        _assert_fits(it["external_item_id"], (1, 64), f"{label}.external_item_id")
+        _assert_fits(it["product_id"], (1, 64), f"{label}.product_id")
+        discounts(it["price"]["item_discount_info"], f"{label}.item_discount_info")
+        discounts(it["price"]["item_order_discount_info"], f"{label}.item_order_discount_info")
+    discounts(payload["shipments"][0]["shipping_option"]["discount_info"], "discount_info")
+    refs = []
+    for n, pay in enumerate(payload.get("payments", [])):
+        assert pay["type"] in ("authorized", "captured"), f"payments[{n}]"
+        assert pay["amount"] > 0, f"payments[{n}]"
+        for key, limits in PAYMENT_TEXT_LIMITS.items():
+            _assert_fits(pay[key], limits, f"payments[{n}].{key}")
+        refs.append(pay["correlation_ref"])
+    assert len(refs) == len(set(refs)), "correlation_ref must be unique in the order"
+
+
+@pytest.mark.parametrize("path", OK_PATHS, ids=_ids(OK_PATHS))
+def test_payload_fits_the_published_contract(path: Path) -> None:
+    fixture = _load(path)
+    _assert_fits_the_contract(_map(fixture["order"], fixture))
 
 
 @pytest.mark.parametrize("path", OK_PATHS, ids=_ids(OK_PATHS))
@@ -503,15 +642,52 @@ def _money(cents: int, currency: str, fd: int) -> dict[str, Any]:
     }
 
 
+def _round(value: Fraction, mode: str) -> int:
+    """Reference rounding of a non-negative rational, per commercetools' RoundingMode."""
+    if mode == "HalfUp":
+        return math.floor(value + Fraction(1, 2))
+    if mode == "HalfDown":
+        return math.ceil(value - Fraction(1, 2))
+    return round(value)  # Fraction.__round__: half to even
+
+
+def _line_total(money: dict[str, Any], quantity: int, fd: int, mode: str) -> int:
+    """quantity x unit price in cents, per docs/mapping.md (reference, exact rationals)."""
+    if money.get("type") == "highPrecision":
+        exact = Fraction(money["preciseAmount"] * quantity, 10 ** money["fractionDigits"])
+        return _round(exact * 10**fd, mode)
+    return money["centAmount"] * quantity
+
+
+@st.composite
+def random_prices(draw, currency: str, fd: int) -> dict[str, Any]:
+    """A cent-precision price, or (one time in three) a high-precision one."""
+    if draw(st.integers(0, 2)) > 0:
+        return _money(draw(st.integers(0, 60_000)), currency, fd)
+    extra = draw(st.integers(1, 4))
+    precise = draw(st.integers(0, 60_000 * 10**extra))
+    return {
+        "type": "highPrecision",
+        "currencyCode": currency,
+        "centAmount": round(Fraction(precise, 10**extra)),
+        "preciseAmount": precise,
+        "fractionDigits": fd + extra,
+    }
+
+
 @st.composite
 def random_orders(draw):
     currency, fd = draw(st.sampled_from(CURRENCIES))
+    mode = draw(st.sampled_from([None, "HalfEven", "HalfUp", "HalfDown"]))
     lines = []
     for n in range(draw(st.integers(1, 4))):
         qty = draw(st.integers(1, 20))
-        price = draw(st.integers(0, 60_000))
+        value = draw(random_prices(currency, fd))
+        price = value["centAmount"]
         discounted = draw(st.one_of(st.none(), st.integers(0, price)))
-        unit_price = price if discounted is None else discounted
+        unit_price_money = value if discounted is None else _money(discounted, currency, fd)
+        # the cheapest unit of the line, so that no unit's discounts exceed its price
+        unit_price = _line_total(unit_price_money, qty, fd, mode or "HalfEven") // qty
         groups, placed = [], 0
         for g in range(draw(st.integers(0, 2))):
             if placed == qty:
@@ -539,7 +715,7 @@ def random_orders(draw):
         line: dict[str, Any] = {
             "id": f"line-{n}",
             "variant": {"id": 1, "sku": f"SKU-{n}"},
-            "price": {"id": f"price-{n}", "value": _money(price, currency, fd)},
+            "price": {"id": f"price-{n}", "value": value},
             "quantity": qty,
             "discountedPricePerQuantity": groups,
         }
@@ -586,6 +762,8 @@ def random_orders(draw):
         },
         "discountCodes": [],
     }
+    if mode is not None:
+        order_json["priceRoundingMode"] = mode
     if order_discounts:
         order_json["discountOnTotalPrice"] = {
             "discountedAmount": _money(sum(order_discounts), currency, fd),
@@ -600,19 +778,77 @@ def random_orders(draw):
     return order_json
 
 
+# The example that hypothesis found against the old Decimal-based allocate (fresh runs failed
+# about 3 in 40): an order discount of 4 yen over three units with nets 1, 1, 4. The exact
+# shares are 2/3, 2/3 and 2 2/3: three equal remainders, a true tie, so the 2 yen left after
+# the floors (0, 0, 2) go to the two EARLIER units -> 1, 1, 2. The old code's 28-digit
+# quotients made the third remainder look larger and gave 1, 0, 3.
+TIE_EXAMPLE: dict[str, Any] = {
+    "id": "9d0c1e2f-0000-4000-8000-000000000002",
+    "version": 1,
+    "createdAt": "2024-06-01T00:00:00.000Z",
+    "lastModifiedAt": "2024-06-01T00:00:00.000Z",
+    "totalPrice": _money(2, "JPY", 0),
+    "lineItems": [
+        {
+            "id": f"line-{n}",
+            "variant": {"id": 1, "sku": f"SKU-{n}"},
+            "price": {"id": f"price-{n}", "value": _money(net, "JPY", 0)},
+            "quantity": 1,
+            "discountedPricePerQuantity": [],
+        }
+        for n, net in enumerate([1, 1, 4])
+    ],
+    "customLineItems": [],
+    "shippingInfo": {
+        "shippingMethodName": "Standard",
+        "price": _money(0, "JPY", 0),
+        "shippingMethod": {
+            "typeId": "shipping-method",
+            "id": "sm-1",
+            "obj": {"id": "sm-1", "key": "standard"},
+        },
+    },
+    "discountCodes": [],
+    "discountOnTotalPrice": {
+        "discountedAmount": _money(4, "JPY", 0),
+        "includedDiscounts": [
+            {
+                "discount": {"typeId": "cart-discount", "id": "total-0"},
+                "discountedAmount": _money(4, "JPY", 0),
+            }
+        ],
+    },
+}
+
+
+def test_order_discount_tie_goes_to_the_earlier_unit() -> None:
+    items = _map(TIE_EXAMPLE)["shipments"][0]["items"]
+    shares = [it["price"]["item_order_discount_info"][0]["price_adjustment"] for it in items]
+    assert shares == [1, 1, 2]
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_orders())
+@example(TIE_EXAMPLE)
 def test_property_per_unit_amounts_are_exact_largest_remainder_splits(order_json) -> None:
     fd = order_json["totalPrice"]["fractionDigits"]
+    mode = order_json.get("priceRoundingMode", "HalfEven")
     body = _payload_bytes(order_json, {})
     payload = _parse(body)
     _assert_money_format(payload, fd)
+    _assert_fits_the_contract(payload)
     items = payload["shipments"][0]["items"]
 
     all_nets: list[int] = []
     for line, units in _units_by_line(order_json, items):
         price = line["price"]
-        unit_price = (price.get("discounted") or price)["value"]["centAmount"]
+        quantity = line["quantity"]
+        equal = [Fraction(1)] * quantity
+        list_prices = _largest_remainder(_line_total(price["value"], quantity, fd, mode), equal)
+        unit_prices = _largest_remainder(
+            _line_total((price.get("discounted") or price)["value"], quantity, fd, mode), equal
+        )
         per_unit_discounts: list[list[int]] = []
         for group in line["discountedPricePerQuantity"]:
             amounts = [
@@ -620,15 +856,17 @@ def test_property_per_unit_amounts_are_exact_largest_remainder_splits(order_json
                 for d in group["discountedPrice"]["includedDiscounts"]
             ]
             per_unit_discounts += [amounts] * group["quantity"]
-        per_unit_discounts += [[]] * (line["quantity"] - len(per_unit_discounts))
-        nets = [unit_price - sum(d) for d in per_unit_discounts]
+        per_unit_discounts += [[]] * (quantity - len(per_unit_discounts))
+        nets = [p - sum(d) for p, d in zip(unit_prices, per_unit_discounts, strict=True)]
         all_nets += nets
 
-        for unit, discounts in zip(units, per_unit_discounts, strict=True):
+        for unit, discounts, unit_price, list_price in zip(
+            units, per_unit_discounts, unit_prices, list_prices, strict=True
+        ):
             assert _cents(unit["price"]["item_price"], fd) == unit_price
-            assert _cents(unit["price"]["item_list_price"], fd) == price["value"]["centAmount"]
+            assert _cents(unit["price"]["item_list_price"], fd) == list_price
             got = [_cents(d["price_adjustment"], fd) for d in unit["price"]["item_discount_info"]]
-            assert got == discounts
+            assert got == ([sum(discounts)] if discounts else [])
 
         tax = _line_tax_cents(line)
         if tax is None:
@@ -649,11 +887,13 @@ def test_property_per_unit_amounts_are_exact_largest_remainder_splits(order_json
                 assert len(lines_of_unit) == 1
 
     portions = (order_json.get("discountOnTotalPrice") or {}).get("includedDiscounts", [])
-    for i, portion in enumerate(portions):
+    if portions:
         shares = [
-            _cents(it["price"]["item_order_discount_info"][i]["price_adjustment"], fd)
+            _cents(it["price"]["item_order_discount_info"][0]["price_adjustment"], fd)
             for it in items
         ]
-        amount = portion["discountedAmount"]["centAmount"]
+        amount = sum(p["discountedAmount"]["centAmount"] for p in portions)
         assert sum(shares) == amount
         assert shares == _largest_remainder(amount, [Fraction(n) for n in all_nets])
+    else:
+        assert all(it["price"]["item_order_discount_info"] == [] for it in items)
