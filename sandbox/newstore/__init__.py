@@ -37,6 +37,8 @@ from sandbox.newstore.state import (
 )
 from sandbox.newstore.validation import (
     CHANNEL_TYPES,
+    CONSTRAINTS,
+    CURRENCIES,
     CURRENCY_DECIMALS,
     DISCOUNT_TYPES,
     MAX_ADDRESS_LINE,
@@ -44,7 +46,7 @@ from sandbox.newstore.validation import (
     MAX_EXTERNAL_ID,
     MAX_ITEMS_PER_SHIPMENT,
     MAX_SHIPMENTS,
-    MAX_TEXT,
+    NOT_TWO_DECIMALS,
     PAYMENT_TYPES,
     PRICE_METHODS,
     validate_order,
@@ -52,6 +54,8 @@ from sandbox.newstore.validation import (
 
 __all__ = [
     "CHANNEL_TYPES",
+    "CONSTRAINTS",
+    "CURRENCIES",
     "CURRENCY_DECIMALS",
     "DEFAULT_NODES",
     "DIFFERENT_DATA_STATUS",
@@ -62,7 +66,7 @@ __all__ = [
     "MAX_ITEMS_PER_SHIPMENT",
     "MAX_RETAINED_EXPORTS",
     "MAX_SHIPMENTS",
-    "MAX_TEXT",
+    "NOT_TWO_DECIMALS",
     "PAYMENT_TYPES",
     "PRICE_METHODS",
     "STOCKED_PRODUCTS_MAX_LIMIT",

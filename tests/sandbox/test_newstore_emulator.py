@@ -46,10 +46,13 @@ def order_payload(
         }
 
     def shipment() -> dict[str, Any]:
-        built: dict[str, Any] = {"items": [item(n) for n in range(items_per_shipment)]}
-        if service_level:
-            built["shipping_option"] = {"service_level_identifier": "GROUND", "price": 0, "tax": 0}
-        return built
+        # the Swagger requires a shipping option: a service level, or a shipping offer token
+        option: dict[str, Any] = (
+            {"service_level_identifier": "GROUND", "price": 0, "tax": 0}
+            if service_level
+            else {"shipping_offer_token": "offer-token-1", "price": 0, "tax": 0}
+        )
+        return {"items": [item(n) for n in range(items_per_shipment)], "shipping_option": option}
 
     shipment_list = [shipment() for _ in range(shipments)]
     return {
@@ -256,6 +259,174 @@ async def test_validation_errors_name_the_field(
     assert body["message"].startswith(field) or f" {field}" in body["message"], body
 
 
+def _discount(kind: str = "fixed", **changes: Any) -> dict[str, Any]:
+    entry = {
+        "type": kind,
+        "original_value": 10,
+        "price_adjustment": 1.5,
+        "discount_ref": "spring-10",
+        "coupon_code": "SPRING10",
+        "description": "Spring sale",
+    }
+    return {**entry, **changes}
+
+
+PRICE = "shipments.0.items.0.price"
+OPTION = "shipments.0.shipping_option"
+PRICE_AT = "shipments[0].items[0].price"  # the same paths as messages write them
+OPTION_AT = "shipments[0].shipping_option"
+
+
+# What the published Swagger forbids and the emulator accepted before it enforced the
+# Swagger's definitions (see sandbox/newstore/validation.py).
+@pytest.mark.parametrize(
+    ("path", "value", "error_code", "field"),
+    [
+        ("customer_email", "j" * 53 + "@example.com", "invalid_field_value", "customer_email"),
+        ("customer_name", "n" * 129, "invalid_field_value", "customer_name"),
+        ("customer_language", "eng", "invalid_field_value", "customer_language"),
+        ("shop", "s" * 129, "invalid_field_value", "shop"),
+        ("shipping_address.state", "s" * 33, "invalid_field_value", "shipping_address.state"),
+        ("shipping_address.zip_code", "1" * 33, "invalid_field_value", "shipping_address.zip_code"),
+        ("shipping_address.city", "c" * 65, "invalid_field_value", "shipping_address.city"),
+        (
+            "shipping_address.salutation",
+            "s" * 33,
+            "invalid_field_value",
+            "shipping_address.salutation",
+        ),
+        (
+            "shipping_address.first_name",
+            "f" * 65,
+            "invalid_field_value",
+            "shipping_address.first_name",
+        ),
+        (
+            f"{PRICE}.item_discount_info",
+            [_discount()] * 2,
+            "invalid_field_value",
+            f"{PRICE_AT}.item_discount_info",
+        ),
+        (
+            f"{PRICE}.item_order_discount_info",
+            [_discount()] * 2,
+            "invalid_field_value",
+            f"{PRICE_AT}.item_order_discount_info",
+        ),
+        (
+            f"{OPTION}.discount_info",
+            [_discount()] * 2,
+            "invalid_field_value",
+            f"{OPTION_AT}.discount_info",
+        ),
+        (
+            f"{PRICE}.item_discount_info",
+            [_discount(coupon_code="C" * 65)],
+            "invalid_field_value",
+            f"{PRICE_AT}.item_discount_info[0].coupon_code",
+        ),
+        (
+            f"{PRICE}.item_discount_info",
+            [_discount(type="bogus")],
+            "invalid_field_value",
+            f"{PRICE_AT}.item_discount_info[0].type",
+        ),
+        (
+            f"{PRICE}.item_discount_info",
+            [_discount("percentage", original_value=150)],
+            "invalid_field_value",
+            f"{PRICE_AT}.item_discount_info[0].original_value",
+        ),
+        (
+            f"{PRICE}.item_discount_info",
+            [{"type": "fixed", "price_adjustment": 1}],
+            "missing_required_field",
+            f"{PRICE_AT}.item_discount_info[0].discount_ref",
+        ),
+        (
+            f"{PRICE}.item_tax_lines.0.name",
+            ...,
+            "missing_required_field",
+            f"{PRICE_AT}.item_tax_lines[0].name",
+        ),
+        (
+            f"{OPTION}.service_level_identifier",
+            "L" * 65,
+            "invalid_field_value",
+            f"{OPTION_AT}.service_level_identifier",
+        ),
+        (f"{OPTION}.price", ..., "missing_required_field", f"{OPTION_AT}.price"),
+        ("shipments.0.shipping_option", ..., "missing_required_field", OPTION_AT),
+        ("payments.0.processor", "p" * 33, "invalid_field_value", "payments[0].processor"),
+        ("payments.0.method", "m" * 65, "invalid_field_value", "payments[0].method"),
+        ("payments.0.processed_at", ..., "missing_required_field", "payments[0].processed_at"),
+        ("payments.0.amount", 1e-9, "invalid_money_precision", "payments[0].amount"),
+        ("currency", "SLE", "invalid_currency", "currency"),  # not in the Swagger's enum
+        ("is_fulfilled", "yes", "invalid_field_type", "is_fulfilled"),
+        (
+            "extended_attributes",
+            [{"name": "a", "value": "b", "c": "d"}],
+            "invalid_field_value",
+            "extended_attributes[0]",
+        ),
+        ("payments", [{}] * 41, "invalid_field_value", "payments"),
+    ],
+)
+async def test_what_the_swagger_forbids_is_refused(
+    client: httpx.AsyncClient, path: str, value: Any, error_code: str, field: str
+) -> None:
+    reply = await client.post("/v0/d/fulfill_order", json=_mutate(path, value))
+    body = assert_newstore_error(reply, 400, error_code)
+    assert body["message"].startswith(field) or f" {field}" in body["message"], body
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        # both kinds of discount entry, as the mapping writes them
+        (f"{PRICE}.item_discount_info", [_discount("fixed", original_value=3)]),
+        (f"{PRICE}.item_order_discount_info", [_discount("percentage", coupon_code="")]),
+        (f"{OPTION}.discount_info", [_discount("percentage", original_value=100)]),
+        ("shop_locale", "x" * 128),  # the emulator used to stop at 35
+        ("customer_name", "n" * 128),
+        ("currency", "XAU"),  # in the Swagger's enum; no ISO minor unit: 2 decimals
+        (f"{PRICE}.item_tax_lines.0.name", ""),
+        (f"{OPTION}.routing_strategy", {"strategy": "prerouted", "fulfillment_node_id": "DC01"}),
+        ("extended_attributes", [{"name": "gift", "value": "yes"}]),
+    ],
+)
+async def test_what_the_swagger_allows_is_accepted(
+    client: httpx.AsyncClient, path: str, value: Any
+) -> None:
+    reply = await client.post("/v0/d/fulfill_order", json=_mutate(path, value))
+    assert reply.status_code == 200, reply.json()
+
+
+async def test_addon_rules_use_the_documented_error_codes(client: httpx.AsyncClient) -> None:
+    payload = order_payload("o-addon", items_per_shipment=2)
+    items = payload["shipments"][0]["items"]
+    items[1]["addon_parent_external_item_id"] = "line-0"
+    assert (await client.post("/v0/d/fulfill_order", json=payload)).status_code == 200
+
+    orphan = copy.deepcopy(payload)
+    orphan["external_id"] = "o-addon-orphan"
+    orphan["shipments"][0]["items"][1]["addon_parent_external_item_id"] = "line-9"
+    reply = await client.post("/v0/d/fulfill_order", json=orphan)
+    assert_newstore_error(reply, 400, "addon_invalid_parent_item")
+
+    itself = copy.deepcopy(payload)
+    itself["external_id"] = "o-addon-self"
+    itself["shipments"][0]["items"][1]["addon_parent_external_item_id"] = "line-1"
+    reply = await client.post("/v0/d/fulfill_order", json=itself)
+    assert_newstore_error(reply, 400, "addon_invalid_parent_item")
+
+    duplicate = copy.deepcopy(payload)
+    duplicate["external_id"] = "o-addon-dup"
+    duplicate["shipments"][0]["items"].append(copy.deepcopy(items[0]))
+    reply = await client.post("/v0/d/fulfill_order", json=duplicate)
+    assert_newstore_error(reply, 400, "addon_duplicate_external_item_id")
+
+
 async def test_body_that_is_not_json_is_400(client: httpx.AsyncClient) -> None:
     reply = await client.post("/v0/d/fulfill_order", content=b"{not json")
     assert_newstore_error(reply, 400, "invalid_request_body")
@@ -286,7 +457,8 @@ async def test_money_decimals_follow_the_currency(
         assert reply.status_code == 200, reply.json()
     else:
         body = assert_newstore_error(reply, 400, "invalid_money_precision")
-        assert "shipments[0].items[0].price.item_price" in body["message"]
+        # item_list_price and item_price carry the price; the first in the Swagger's order
+        assert "shipments[0].items[0].price.item_list_price" in body["message"]
         assert currency in body["message"]
 
 
@@ -315,6 +487,16 @@ async def test_item_and_shipment_limits(client: httpx.AsyncClient) -> None:
 
     two_with_level = order_payload("o-2sl", shipments=2, service_level=True)
     reply = await post("/v0/d/fulfill_order", json=two_with_level)
+    assert_newstore_error(reply, 400, "single_shipment_required")
+
+    # a service level and a shipping offer token in one order: also refused
+    mixed = order_payload("o-mixed", shipments=2, service_level=False)
+    mixed["shipments"][0]["shipping_option"] = {
+        "service_level_identifier": "GROUND",
+        "price": 0,
+        "tax": 0,
+    }
+    reply = await post("/v0/d/fulfill_order", json=mixed)
     assert_newstore_error(reply, 400, "single_shipment_required")
 
 
