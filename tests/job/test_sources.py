@@ -10,8 +10,8 @@ import pytest
 
 from connector.http import RetryPolicy
 from connector.newstore import NewStoreClient
-from connector.settings import NewStoreSettings
 from connector.ratelimit import RateGate
+from connector.settings import NewStoreSettings
 from job.sources import StockAggregator, StockedProductsSource
 from sandbox.controls import Controls
 from sandbox.newstore import NewStoreEmulator
