@@ -34,6 +34,7 @@ import structlog
 from connector.commercetools import CommercetoolsClient
 from connector.http import RetryPolicy, UpstreamError, new_http_client
 from connector.newstore import NewStoreClient
+from connector.ratelimit import RateGate
 from connector.settings import Settings
 from job.apply import apply_writes, make_writer
 from job.bounded import NoProgress, Progress, together
@@ -42,7 +43,6 @@ from job.export import ExportSource, ExportUnavailable, PollPolicy
 from job.inventory_reads import fetch_channel_less, product_skus, read_channel_less_entries
 from job.lease import Lease
 from job.plan import Entry, Plan, plan_sync, sample_changes, skus_without_entry
-from connector.ratelimit import RateGate
 from job.settings import InventorySettings
 from job.sources import StockedProductsSource, StockSnapshot, StockSource
 
