@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -69,6 +70,19 @@ def parse_error(response: httpx.Response) -> CommercetoolsError:
     )
 
 
+def segment(value: str) -> str:
+    """`value` as one URL path segment: it can never change the request's target.
+
+    Everything but the unreserved characters is percent-encoded (`/`, `?`, `#`, `%`, spaces,
+    non-ASCII...), and a segment of only dots, which `quote` leaves alone and any URL parser
+    resolves as `.`/`..` (a Custom Object key may be `..`), has its dots encoded too. An empty
+    segment would address the collection instead of a resource: refused."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("an empty path segment would address another resource")
+    encoded = quote(value, safe="")
+    return encoded.replace(".", "%2E") if set(encoded) == {"."} else encoded
+
+
 class CommercetoolsClient(UpstreamClient):
     service = SERVICE
     default_timeout = DEFAULT_TIMEOUT
@@ -106,7 +120,8 @@ class CommercetoolsClient(UpstreamClient):
     # --- orders ---------------------------------------------------------------------------
 
     async def get_order(self, order_id: str, expand: Sequence[str] = ()) -> dict[str, Any]:
-        return dict(await self._json("GET", f"/orders/{order_id}", params=_expand(expand)))
+        path = f"/orders/{segment(order_id)}"
+        return dict(await self._json("GET", path, params=_expand(expand)))
 
     # --- inventory ------------------------------------------------------------------------------
 
@@ -130,7 +145,7 @@ class CommercetoolsClient(UpstreamClient):
         self, entry_id: str, version: int, actions: list[dict[str, Any]]
     ) -> dict[str, Any]:
         body = {"version": version, "actions": actions}
-        return dict(await self._json("POST", f"/inventory/{entry_id}", json=body))
+        return dict(await self._json("POST", f"/inventory/{segment(entry_id)}", json=body))
 
     # --- GraphQL -----------------------------------------------------------------------------
 
@@ -146,7 +161,7 @@ class CommercetoolsClient(UpstreamClient):
 
     async def get_custom_object(self, container: str, key: str) -> dict[str, Any] | None:
         try:
-            return dict(await self._json("GET", f"/custom-objects/{container}/{key}"))
+            return dict(await self._json("GET", _custom_object_path(container, key)))
         except CommercetoolsNotFound:
             return None
 
@@ -159,6 +174,18 @@ class CommercetoolsClient(UpstreamClient):
             body["version"] = version
         return dict(await self._json("POST", "/custom-objects", json=body))
 
+    async def delete_custom_object(
+        self, container: str, key: str, version: int | None = None
+    ) -> dict[str, Any] | None:
+        """Delete and return the object; None when there is none (404). With `version`, only
+        if the stored version still matches (409 `ConcurrentModification` otherwise)."""
+        params = {} if version is None else {"version": version}
+        try:
+            path = _custom_object_path(container, key)
+            return dict(await self._json("DELETE", path, params=params))
+        except CommercetoolsNotFound:
+            return None
+
     async def query_custom_objects(
         self,
         container: str,
@@ -169,14 +196,14 @@ class CommercetoolsClient(UpstreamClient):
         params: list[tuple[str, str | int]] = [("limit", limit), ("sort", sort)]
         params += [("where", w) for w in where]
         params.append(("withTotal", "false"))
-        page = await self._json("GET", f"/custom-objects/{container}", params=params)
+        page = await self._json("GET", f"/custom-objects/{segment(container)}", params=params)
         return list(page.get("results", []))
 
     # --- subscriptions -----------------------------------------------------------------------
 
     async def get_subscription(self, key: str) -> dict[str, Any] | None:
         try:
-            return dict(await self._json("GET", f"/subscriptions/key={key}"))
+            return dict(await self._json("GET", f"/subscriptions/key={segment(key)}"))
         except CommercetoolsNotFound:
             return None
 
@@ -187,10 +214,15 @@ class CommercetoolsClient(UpstreamClient):
         self, key: str, version: int, actions: list[dict[str, Any]]
     ) -> dict[str, Any]:
         body = {"version": version, "actions": actions}
-        return dict(await self._json("POST", f"/subscriptions/key={key}", json=body))
+        return dict(await self._json("POST", f"/subscriptions/key={segment(key)}", json=body))
 
     async def delete_subscription(self, key: str, version: int) -> None:
-        await self._json("DELETE", f"/subscriptions/key={key}", params={"version": version})
+        path = f"/subscriptions/key={segment(key)}"
+        await self._json("DELETE", path, params={"version": version})
+
+
+def _custom_object_path(container: str, key: str) -> str:
+    return f"/custom-objects/{segment(container)}/{segment(key)}"
 
 
 def _expand(paths: Sequence[str]) -> list[tuple[str, str]]:

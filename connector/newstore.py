@@ -4,6 +4,7 @@ Availabilities Export API, typed errors."""
 from __future__ import annotations
 
 from typing import IO, Any
+from urllib.parse import quote
 
 import httpx
 
@@ -20,10 +21,23 @@ from connector.http import (
 from connector.settings import NewStoreSettings
 
 SERVICE = "newstore"
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Retried in-request. 408 (RFC 9110 15.5.9: the server gave up waiting for the request, which
+# "MAY" be repeated on a new connection) and 425 (RFC 8470 5.2: the request may be retried
+# once the handshake is complete) are answers about this attempt's transport, like a network
+# timeout, which is retried in-request too. 404 and 409 are not: a misrouted base URL does
+# not heal in 100 ms, and a conflict is better left to Pub/Sub's backoff.
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 # Order injection can take a few seconds on NewStore's side; stay inside Pub/Sub's 10 s.
 DEFAULT_TIMEOUT = httpx.Timeout(6.0, connect=2.0)
 ALREADY_INJECTED = "same_order_injection_with_different_data"
+UNEXPECTED_SUCCESS = "unexpected_success_status"
+# The fulfill_order answers that refuse the order itself. NewStore's Swagger documents 400
+# (invalid input, limits, money precision, payment totals, add-ons), 429 and 500/502/503/504;
+# of these only 400 is about the order. Any other status, documented or not (404 from a
+# mistyped base URL or a proxy, 408, 409, 425, 401/403 credentials, 429, 5xx), says nothing
+# against the order, so it is transient: redelivered, counted, and parked after
+# ORDER_MAX_TRANSIENT_ATTEMPTS, never dropped on the first answer.
+INJECTION_REFUSED_STATUSES = frozenset({400})
 
 
 class NewStoreError(UpstreamError):
@@ -95,14 +109,33 @@ class NewStoreClient(UpstreamClient):
         return await post_token_form(self.http, SERVICE, f"{self.base_url}/v0/token", data)
 
     async def fulfill_order(self, body: bytes) -> dict[str, Any]:
-        """Inject an order. Safe to repeat: NewStore is idempotent on `external_id`."""
-        response = await self.send(
-            "POST",
-            f"{self.base_url}/v0/d/fulfill_order",
-            content=body,
-            headers={"Content-Type": "application/json"},
-        )
-        return dict(response.json())
+        """Inject an order; answer NewStore's `InjectedOrderResponse` (`{}` if the body is not
+        a JSON object). Safe to repeat: NewStore is idempotent on `external_id`.
+
+        Only a 200 means that the order was created (the Swagger: "Only the `200` response
+        implies that the order has been created correctly"): another 2xx raises a transient
+        `unexpected_success_status`. An error is permanent (`transient` False) only for a
+        status in INJECTION_REFUSED_STATUSES."""
+        try:
+            response = await self.send(
+                "POST",
+                f"{self.base_url}/v0/d/fulfill_order",
+                content=body,
+                headers={"Content-Type": "application/json"},
+            )
+        except NewStoreError as error:
+            error.transient = error.status not in INJECTION_REFUSED_STATUSES
+            raise
+        if response.status_code != 200:
+            raise NewStoreError(
+                UNEXPECTED_SUCCESS,
+                f"fulfill_order answered HTTP {response.status_code}; only 200 means that "
+                "the order was created",
+                response.headers.get("x-request-id"),
+                status=response.status_code,
+                transient=True,
+            )
+        return json_object(response)
 
     async def stocked_products(self, limit: int, offset: int) -> dict[str, Any]:
         """One page of stock rows (one per product and fulfillment node):
@@ -129,7 +162,8 @@ class NewStoreClient(UpstreamClient):
     async def availability_export(self, export_id: str) -> dict[str, Any]:
         """An export job: `{id, state}`, and once `state` is `finished`, `{link,
         last_updated_at}`."""
-        response = await self.send("GET", f"{self.base_url}/v0/d/availabilities/bulk/{export_id}")
+        url = f"{self.base_url}/v0/d/availabilities/bulk/{quote(export_id, safe='')}"
+        response = await self.send("GET", url)
         return dict(response.json())
 
     async def download(self, link: str, into: IO[bytes]) -> int:

@@ -53,6 +53,12 @@ def create_app(settings: Settings | None = None, orders: OrderSettings | None = 
             log.warning("malformed push request", error=str(error))
             return JSONResponse({"error": "malformed_push_request", "detail": str(error)}, 400)
         line: dict[str, Any] = {"message_id": delivery.message_id, "type": delivery.message_type}
+        if delivery.reason is not None:  # an OrderCreated whose id is unusable: never used
+            line |= {"outcome": "ignored", "reason": delivery.reason}
+            line["resource_id"] = delivery.detail  # a short, escaped preview, never the value
+            _log_delivery(line, started, level="warning")
+            answer = {"outcome": "ignored", "kind": delivery.kind.value, "reason": delivery.reason}
+            return JSONResponse(answer, 200)
         if delivery.kind is not MessageKind.ORDER_CREATED or delivery.order_id is None:
             _log_delivery({**line, "outcome": f"ignored_{delivery.kind.value}"}, started)
             return JSONResponse({"outcome": "ignored", "kind": delivery.kind.value}, 200)
@@ -66,13 +72,11 @@ def create_app(settings: Settings | None = None, orders: OrderSettings | None = 
     return app
 
 
-def _log_delivery(fields: dict[str, Any], started: float) -> None:
+def _log_delivery(fields: dict[str, Any], started: float, level: str | None = None) -> None:
     duration_ms = round((time.perf_counter() - started) * 1000, 1)
-    level = (
-        "warning"
-        if fields.get("outcome") in (DeliveryOutcome.FAILED, DeliveryOutcome.RETRY)
-        else "info"
-    )
+    if level is None:
+        failed = fields.get("outcome") in (DeliveryOutcome.FAILED, DeliveryOutcome.RETRY)
+        level = "warning" if failed else "info"
     getattr(log, level)("delivery", **fields, duration_ms=duration_ms)
 
 

@@ -5,11 +5,25 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 CLOUDEVENT_ORDER_CREATED = "com.commercetools.order.message.OrderCreated"
+INVALID_RESOURCE_ID = "invalid_resource_id"
+
+# What a message's resource id must look like before it goes anywhere near a URL or a record.
+# An OrderCreated message's `resource` is a Reference, "a loose reference to another resource
+# in the same Project identified by its id", a platform-generated UUID such as
+# "d1229e6f-2b79-441e-b419-180311e52754" (https://docs.commercetools.com/checkout/common-types,
+# "Reference"; the HTTP API's Reference is the same); the CloudEvents `subject` is that id.
+# Orders have no `key` (their user-defined identifier is `orderNumber`), but keys elsewhere are
+# 2-256 characters of `[A-Za-z0-9_-]`. The rule is the union of the two shapes, which is the key
+# shape since every UUID has it: a stricter rule would acknowledge, and so lose, an order whose
+# id the platform ever formats otherwise, and nothing in that alphabet can change a request's
+# target (no `/`, `.`, `?`, `#`, `%`, space or control character).
+RESOURCE_ID = re.compile(r"[A-Za-z0-9_-]{2,256}")
 
 
 class EnvelopeError(ValueError):
@@ -28,6 +42,10 @@ class Delivery:
     kind: MessageKind
     message_type: str
     order_id: str | None = None
+    # Set when the message cannot be worked on (then order_id is None): why, and a short,
+    # escaped preview of the offending value, safe to log.
+    reason: str | None = None
+    detail: str | None = None
 
 
 def parse_push(body: bytes) -> Delivery:
@@ -62,9 +80,31 @@ def _classify(payload: dict[str, Any], message_id: str | None) -> Delivery:
 
 
 def _order_created(message_id: str | None, message_type: str, order_id: Any) -> Delivery:
-    if not isinstance(order_id, str) or not order_id:
-        raise EnvelopeError("OrderCreated message without an order id")
+    if not is_resource_id(order_id):
+        # Redelivering it would never help: acknowledged as ignored, and never used.
+        return Delivery(
+            message_id,
+            MessageKind.ORDER_CREATED,
+            message_type,
+            reason=INVALID_RESOURCE_ID,
+            detail=preview(order_id),
+        )
     return Delivery(message_id, MessageKind.ORDER_CREATED, message_type, order_id)
+
+
+def is_resource_id(value: Any) -> bool:
+    """Whether `value` looks like a commercetools id or key (RESOURCE_ID)."""
+    return isinstance(value, str) and RESOURCE_ID.fullmatch(value) is not None
+
+
+def preview(value: Any, limit: int = 16) -> str:
+    """A short, escaped description of a value that is not an id, for a log line: its first
+    `limit` characters as a Python literal (control and non-ASCII characters escaped), and
+    its length; never the whole value."""
+    if not isinstance(value, str):
+        return f"not a string ({type(value).__name__})"
+    shown = ascii(value[:limit])
+    return f"{shown} ({len(value)} characters)" if len(value) > limit else shown
 
 
 def _not_an_order(message_id: str | None, message_type: str, payload: dict[str, Any]) -> Delivery:

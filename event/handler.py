@@ -2,9 +2,16 @@
 
 - injected: NewStore answered 200 -> 200.
 - already_injected: NewStore said same_order_injection_with_different_data -> 200.
-- failed: permanent (no such order, unmappable, NewStore 4xx), or still transient after
+- ignored: the order id does not look like a commercetools id -> 200, nothing sent anywhere.
+- failed: permanent (no such order, unmappable, NewStore 400), or still transient after
   ORDER_MAX_TRANSIENT_ATTEMPTS -> 200, and recorded.
-- retry: transient (5xx, 429, timeouts, network, auth) -> 503, so Pub/Sub redelivers.
+- retry: transient (5xx, 429, 401/403, 404/408/409/425 and any other non-400 answer of
+  fulfill_order, a 2xx other than 200, timeouts, network) -> 503, so Pub/Sub redelivers;
+  also an injection whose success could not be recorded (the re-injection is idempotent).
+
+Work (order read, mapping, injection) runs within WORK_BUDGET_S; recording the outcome, a
+success as much as a failure, gets its own RECORD_BUDGET_S afterwards, so a slow NewStore
+answer cannot turn an injected order into a recorded failure.
 
 Acknowledging a permanent failure stops Pub/Sub from looping for 7 days; the record in
 commercetools keeps it findable and replayable, so nothing is lost.
@@ -25,6 +32,7 @@ from pydantic import ValidationError
 from connector.commercetools import CommercetoolsClient
 from connector.http import NotFoundError, UpstreamError
 from connector.newstore import ALREADY_INJECTED, NewStoreClient, NewStoreError
+from event.envelope import INVALID_RESOURCE_ID, is_resource_id, preview
 from event.errors import MappingError
 from event.mapping import MappingOptions, map_order, payload_to_json
 from event.order import ORDER_EXPANSIONS, Order
@@ -36,11 +44,13 @@ log = structlog.get_logger("event")
 # Pub/Sub's ack deadline is 10 s: the work gets 7 s, recording an outcome up to 2 more.
 WORK_BUDGET_S = 7.0
 RECORD_BUDGET_S = 2.0
+SUCCESS_NOT_RECORDED = "success_not_recorded"
 
 
 class DeliveryOutcome(StrEnum):
     INJECTED = "injected"
     ALREADY_INJECTED = "already_injected"
+    IGNORED = "ignored"
     FAILED = "failed"
     RETRY = "retry"
 
@@ -98,6 +108,15 @@ class RecentSuccesses:
         self._results.clear()
 
 
+@dataclass(frozen=True)
+class _Injected:
+    """What the work established, before it is recorded."""
+
+    outcome: DeliveryOutcome  # INJECTED or ALREADY_INJECTED
+    external_id: str
+    newstore_order_id: str | None = None
+
+
 class PermanentFailure(Exception):
     def __init__(self, reason: str, error: dict[str, Any]) -> None:
         super().__init__(reason)
@@ -143,7 +162,15 @@ class OrderInjector:
 
     async def inject(self, order_id: str, message_id: str | None = None) -> InjectionResult:
         """Concurrent deliveries of one order in this process share a single injection, and
-        a late duplicate of an order injected here shortly before costs no request at all."""
+        a late duplicate of an order injected here shortly before costs no request at all.
+
+        An `order_id` that does not look like a commercetools id (an operator's replay, say:
+        the app's envelope has checked its own) is ignored before it reaches any URL."""
+        if not is_resource_id(order_id):
+            log.warning("not a commercetools id: ignored", resource_id=preview(order_id))
+            return InjectionResult(
+                DeliveryOutcome.IGNORED, preview(order_id), reason=INVALID_RESOURCE_ID
+            )
         done = self.recent.get(order_id)
         if done is not None:
             return done
@@ -161,7 +188,7 @@ class OrderInjector:
         context = {"message_id": message_id} if message_id else {}
         try:
             async with asyncio.timeout(WORK_BUDGET_S):
-                return await self._fetch_map_inject(order_id, context)
+                injected = await self._fetch_map_inject(order_id)
         except PermanentFailure as failure:
             return await self._record_permanent(order_id, failure, context)
         except (UpstreamError, TimeoutError) as error:
@@ -169,18 +196,24 @@ class OrderInjector:
         except Exception as error:  # a bug must not drop the order: retry, count, then park it
             log.exception("unexpected error", order_id=order_id)
             return await self._record_transient(order_id, _error_record(error), context)
+        return await self._record_success(order_id, injected, context)
 
-    async def _fetch_map_inject(self, order_id: str, context: dict[str, Any]) -> InjectionResult:
+    async def _fetch_map_inject(self, order_id: str) -> _Injected:
         payload = await self._payload(order_id)
+        external_id = str(payload["external_id"])
         try:
             created = await self.newstore.fulfill_order(payload_to_json(payload))
         except NewStoreError as error:
             if error.error_code == ALREADY_INJECTED:
-                return await self._record_already_injected(order_id, payload, context)
+                return _Injected(DeliveryOutcome.ALREADY_INJECTED, external_id)
             if error.transient:
                 raise
             raise PermanentFailure("newstore_rejected", error.as_record()) from None
-        return await self._record_injected(order_id, payload, str(created.get("id")), context)
+        newstore_id = created.get("id")
+        if not isinstance(newstore_id, str):
+            log.warning("NewStore created the order but answered no order id", order_id=order_id)
+            newstore_id = None
+        return _Injected(DeliveryOutcome.INJECTED, external_id, newstore_id)
 
     async def _payload(self, order_id: str) -> dict[str, Any]:
         try:
@@ -199,20 +232,53 @@ class OrderInjector:
 
     # --- recording ----------------------------------------------------------------------
 
-    async def _record_injected(
-        self, order_id: str, payload: dict[str, Any], newstore_id: str, context: dict[str, Any]
+    async def _record_success(
+        self, order_id: str, injected: _Injected, context: dict[str, Any]
     ) -> InjectionResult:
+        """Record a success within its own budget. It always supersedes an earlier failed or
+        retrying record. If it cannot be recorded the answer is 503, not a recorded failure:
+        Pub/Sub redelivers, the injection is repeated (NewStore is idempotent on
+        external_id) and the record is tried again."""
+        try:
+            async with asyncio.timeout(RECORD_BUDGET_S):
+                if injected.outcome is DeliveryOutcome.INJECTED:
+                    return await self._record_injected(order_id, injected, context)
+                return await self._record_already_injected(order_id, injected, context)
+        except Exception as error:  # UpstreamError, TimeoutError, conflicts, or a bug
+            if not isinstance(error, UpstreamError | TimeoutError):
+                log.exception("unexpected error while recording a success", order_id=order_id)
+            log.warning(
+                "injected, but the outcome could not be recorded",
+                order_id=order_id,
+                error=str(error),
+            )
+            return InjectionResult(
+                DeliveryOutcome.RETRY,
+                order_id,
+                newstore_order_id=injected.newstore_order_id,
+                reason=SUCCESS_NOT_RECORDED,
+                error=_error_record(error, RECORD_BUDGET_S),
+            )
+
+    async def _record_injected(
+        self, order_id: str, injected: _Injected, context: dict[str, Any]
+    ) -> InjectionResult:
+        newstore_id = injected.newstore_order_id
         if self.settings.order_record_successes:
+            # A blind write, one request: it replaces whatever was recorded before.
             fields = {
-                "external_id": payload["external_id"],
+                "external_id": injected.external_id,
                 "newstore_order_id": newstore_id,
                 **context,
             }
             await self.records.write_success(order_id, RecordStatus.INJECTED, fields)
+        else:
+            # Nothing to write, but an earlier failure must not outlive the success.
+            await self.records.clear_failure(order_id)
         return InjectionResult(DeliveryOutcome.INJECTED, order_id, newstore_order_id=newstore_id)
 
     async def _record_already_injected(
-        self, order_id: str, payload: dict[str, Any], context: dict[str, Any]
+        self, order_id: str, injected: _Injected, context: dict[str, Any]
     ) -> InjectionResult:
         previous = await self.records.get(order_id)
         if previous and previous.get("status") == RecordStatus.INJECTED:
@@ -220,7 +286,9 @@ class OrderInjector:
             return InjectionResult(
                 DeliveryOutcome.ALREADY_INJECTED, order_id, newstore_order_id=newstore_id
             )
-        fields = {"external_id": payload["external_id"], **context}
+        # Recorded in both modes (the order changed after its injection: worth knowing); the
+        # write replaces an earlier failed or retrying record.
+        fields = {"external_id": injected.external_id, **context}
         await self.records.write_success(order_id, RecordStatus.ALREADY_INJECTED, fields)
         return InjectionResult(DeliveryOutcome.ALREADY_INJECTED, order_id)
 
@@ -282,11 +350,11 @@ class OrderInjector:
         )
 
 
-def _error_record(error: BaseException) -> dict[str, Any]:
+def _error_record(error: BaseException, budget_s: float = WORK_BUDGET_S) -> dict[str, Any]:
     if isinstance(error, UpstreamError):
         return error.as_record()
     if isinstance(error, TimeoutError):
-        return {"message": f"no answer within the {WORK_BUDGET_S:g} s budget"}
+        return {"message": f"no answer within the {budget_s:g} s budget"}
     return {"message": f"unexpected {type(error).__name__}"}
 
 

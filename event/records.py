@@ -23,6 +23,8 @@ class RecordStatus(StrEnum):
 
 
 MAX_VERSION_CONFLICTS = 3
+# What a success supersedes: with ORDER_RECORD_SUCCESSES=false it deletes these.
+FAILURE_STATUSES = frozenset({RecordStatus.FAILED, RecordStatus.RETRYING})
 
 
 class OrderRecords:
@@ -47,6 +49,29 @@ class OrderRecords:
         value = {"order_id": order_id, "status": status, **fields, "updated_at": now_iso()}
         await self.ctp.put_custom_object(self.container, order_id, value)
         return value
+
+    async def clear_failure(self, order_id: str) -> bool:
+        """Delete the order's failed or retrying record, if it has one; say whether it did.
+
+        How a success supersedes a failure when successes are not recorded. commercetools
+        deletes a Custom Object by container and key, optionally version, with no condition
+        on its value, and the failure may have been written by another instance: so this
+        reads the record first (one request; most orders have none), and deletes only when
+        there is a failure to clear. The delete names the version it read, so a record
+        rewritten in between (by another instance's success) is read again, not deleted."""
+        for _ in range(MAX_VERSION_CONFLICTS):
+            stored = await self.ctp.get_custom_object(self.container, order_id)
+            value = stored.get("value") if stored else None
+            if not isinstance(value, dict) or value.get("status") not in FAILURE_STATUSES:
+                return False
+            assert stored is not None
+            try:
+                await self.ctp.delete_custom_object(self.container, order_id, stored["version"])
+                return True
+            except CommercetoolsError as error:
+                if "ConcurrentModification" not in error.codes:
+                    raise
+        raise RuntimeError(f"record {order_id}: too many concurrent updates")
 
     async def add_attempt(
         self, order_id: str, fields_for: Callable[[int], dict[str, Any]]

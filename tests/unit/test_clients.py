@@ -557,3 +557,177 @@ async def test_ns_download_honours_retry_after(newstore: NewStoreClient) -> None
 
     assert link.call_count == 2
     assert time.monotonic() - started >= 0.3
+
+
+# --- fulfill_order: only 200 is an injection, only 400 refuses the order ---------------------
+
+
+@respx.mock
+@pytest.mark.parametrize("status", [201, 202, 204])
+async def test_ns_a_2xx_other_than_200_is_not_an_injection(
+    newstore: NewStoreClient, status: int
+) -> None:
+    ns_token_route(respx.mock)
+    inject = respx.post(INJECT_URL).mock(return_value=httpx.Response(status, json={"id": "x"}))
+
+    with pytest.raises(NewStoreError) as raised:
+        await newstore.fulfill_order(b"{}")
+
+    error = raised.value
+    assert (error.error_code, error.status, error.transient) == (
+        "unexpected_success_status",
+        status,
+        True,
+    )
+    assert f"HTTP {status}" in error.detail
+    assert inject.call_count == 1
+
+
+@respx.mock
+@pytest.mark.parametrize(
+    ("status", "attempts"),
+    [
+        (404, 1),  # a mistyped base URL or a proxy: not the order's fault, not healed in-request
+        (409, 1),
+        (413, 1),  # undocumented for fulfill_order: not evidence against the order either
+        (422, 1),
+        (408, 3),  # about the attempt's transport: retried in-request
+        (425, 3),
+        (429, 3),
+        (500, 3),
+        (502, 3),
+        (503, 3),
+        (504, 3),
+    ],
+)
+async def test_ns_injection_answers_other_than_400_are_transient(
+    newstore: NewStoreClient, status: int, attempts: int
+) -> None:
+    ns_token_route(respx.mock)
+    body = {"error_code": f"e{status}", "message": "m", "request_id": "r"}
+    inject = respx.post(INJECT_URL).mock(return_value=httpx.Response(status, json=body))
+
+    with pytest.raises(NewStoreError) as raised:
+        await newstore.fulfill_order(b"{}")
+
+    assert (raised.value.status, raised.value.transient) == (status, True)
+    assert inject.call_count == attempts
+
+
+@respx.mock
+async def test_ns_403_on_injection_stays_transient(newstore: NewStoreClient) -> None:
+    ns_token_route(respx.mock)
+    respx.post(INJECT_URL).mock(return_value=httpx.Response(403, json={}))
+
+    with pytest.raises(NewStoreError) as raised:
+        await newstore.fulfill_order(b"{}")
+
+    assert raised.value.transient
+
+
+@respx.mock
+async def test_ns_a_200_without_a_json_object_still_answers(newstore: NewStoreClient) -> None:
+    ns_token_route(respx.mock)
+    respx.post(INJECT_URL).mock(return_value=httpx.Response(200, text="ok"))
+
+    assert await newstore.fulfill_order(b"{}") == {}
+
+
+# --- path segments: an id can never change the request target --------------------------------
+
+
+def recording_ctp(ctp_settings, seen: list[httpx.Request]) -> CommercetoolsClient:
+    """A client over a MockTransport that records every API request (tokens apart)."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/oauth/token"):
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 172800})
+        seen.append(request)
+        return httpx.Response(200, json={"id": "x", "version": 1, "results": []})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    return CommercetoolsClient(ctp_settings, http=http, retry=FAST_RETRY)
+
+
+HOSTILE = [
+    ("../custom-objects/x", "..%2Fcustom-objects%2Fx"),
+    ("..", "%2E%2E"),
+    (".", "%2E"),
+    ("a?where=x", "a%3Fwhere%3Dx"),
+    ("a#frag", "a%23frag"),
+    ("a b/c", "a%20b%2Fc"),
+    ("%2e%2e", "%252e%252e"),
+    ("é", "%C3%A9"),
+    ("key=x", "key%3Dx"),
+]
+
+
+@pytest.mark.parametrize(("value", "encoded"), HOSTILE)
+async def test_every_path_segment_is_percent_encoded(
+    ctp_settings, value: str, encoded: str
+) -> None:
+    seen: list[httpx.Request] = []
+    async with recording_ctp(ctp_settings, seen) as ctp:
+        await ctp.get_order(value)
+        await ctp.update_inventory_entry(value, 1, [])
+        await ctp.get_custom_object(value, value)
+        await ctp.delete_custom_object("records", value, version=3)
+        await ctp.query_custom_objects(value)
+        await ctp.get_subscription(value)
+        await ctp.update_subscription(value, 1, [])
+        await ctp.delete_subscription(value, 1)
+
+    assert [(r.method, r.url.raw_path.split(b"?")[0].decode()) for r in seen] == [
+        ("GET", f"/shop/orders/{encoded}"),
+        ("POST", f"/shop/inventory/{encoded}"),
+        ("GET", f"/shop/custom-objects/{encoded}/{encoded}"),
+        ("DELETE", f"/shop/custom-objects/records/{encoded}"),
+        ("GET", f"/shop/custom-objects/{encoded}"),
+        ("GET", f"/shop/subscriptions/key={encoded}"),
+        ("POST", f"/shop/subscriptions/key={encoded}"),
+        ("DELETE", f"/shop/subscriptions/key={encoded}"),
+    ]
+    assert all(r.url.host == "api.test.commercetools.invalid" for r in seen)
+    assert all(r.url.fragment == "" for r in seen)
+    assert seen[3].url.params["version"] == "3"
+    assert "where" not in seen[0].url.params
+
+
+@pytest.mark.parametrize("value", ["", None])
+async def test_an_empty_segment_is_refused_before_any_request(ctp_settings, value) -> None:
+    seen: list[httpx.Request] = []
+    async with recording_ctp(ctp_settings, seen) as ctp:
+        with pytest.raises(ValueError):
+            await ctp.get_order(value)
+        with pytest.raises(ValueError):
+            await ctp.get_custom_object("records", value)
+
+    assert seen == []
+
+
+@respx.mock
+async def test_ctp_delete_custom_object(ctp: CommercetoolsClient) -> None:
+    ctp_token_route(respx.mock)
+    url = f"{CTP_API}/shop/custom-objects/records/o-1"
+    stored = {"container": "records", "key": "o-1", "version": 2, "value": {}}
+    delete = respx.delete(url).mock(
+        side_effect=[
+            httpx.Response(200, json=stored),
+            httpx.Response(404, json={"statusCode": 404, "errors": [{"code": "ResourceNotFound"}]}),
+            httpx.Response(
+                409,
+                json={
+                    "statusCode": 409,
+                    "errors": [{"code": "ConcurrentModification", "currentVersion": 3}],
+                },
+            ),
+        ]
+    )
+
+    assert await ctp.delete_custom_object("records", "o-1", version=2) == stored
+    assert await ctp.delete_custom_object("records", "o-1") is None  # absent
+    with pytest.raises(CommercetoolsError) as raised:
+        await ctp.delete_custom_object("records", "o-1", version=2)
+
+    assert raised.value.codes == ["ConcurrentModification"]
+    assert [c.request.url.params.get("version") for c in delete.calls] == ["2", None, "2"]

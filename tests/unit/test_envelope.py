@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from event.envelope import EnvelopeError, MessageKind, parse_push
+from event.envelope import INVALID_RESOURCE_ID, EnvelopeError, MessageKind, parse_push, preview
 
 
 def push(data: Any, raw: bytes | None = None) -> bytes:
@@ -91,9 +91,83 @@ def test_other_messages_are_recognised_as_other() -> None:
         (b'{"message": {"messageId": "1"}}', "no 'data'"),
         (b'{"message": {"data": "***"}}', "not valid base64"),
         (push(None, raw=b"{broken"), "message.data is not valid JSON"),
-        (push({**PLATFORM_ORDER_CREATED, "resource": {}, "order": None}), "without an order id"),
     ],
 )
 def test_malformed_requests_say_what_is_wrong(body: bytes, complaint: str) -> None:
     with pytest.raises(EnvelopeError, match=complaint):
         parse_push(body)
+
+
+UUID = "9e75e626-5aca-4a0c-b9d2-887778599dbe"
+
+
+def order_created(order_id: Any, cloud_events: bool = False) -> bytes:
+    platform = {**PLATFORM_ORDER_CREATED, "resource": {"typeId": "order", "id": order_id}}
+    platform.pop("order")
+    if not cloud_events:
+        return push(platform)
+    return push(
+        {
+            "specversion": "1.0",
+            "id": "msg-1",
+            "type": "com.commercetools.order.message.OrderCreated",
+            "source": "/shop/orders",
+            "subject": order_id,
+            "data": platform,
+        }
+    )
+
+
+@pytest.mark.parametrize("cloud_events", [False, True])
+@pytest.mark.parametrize(
+    "order_id",
+    [UUID, UUID.upper(), "00000000-0000-0000-0000-000000000000", "order-1", "a_b", "x" * 256],
+)
+def test_ids_and_keys_are_accepted(order_id: str, cloud_events: bool) -> None:
+    delivery = parse_push(order_created(order_id, cloud_events))
+    assert (delivery.order_id, delivery.reason) == (order_id, None)
+
+
+@pytest.mark.parametrize("cloud_events", [False, True])
+@pytest.mark.parametrize(
+    "order_id",
+    [
+        "../custom-objects/x",
+        "..",
+        ".",
+        f"{UUID}?expand=x",
+        f"{UUID}#x",
+        f"{UUID}/x",
+        "%2e%2e",
+        "a b",
+        f"{UUID}\n",
+        "ordér",
+        "x",
+        "x" * 257,
+        "",
+        None,
+        42,
+        {"id": UUID},
+    ],
+)
+def test_anything_else_is_an_ignored_invalid_resource_id(order_id: Any, cloud_events: bool) -> None:
+    delivery = parse_push(order_created(order_id, cloud_events))
+    assert delivery.kind is MessageKind.ORDER_CREATED
+    assert (delivery.order_id, delivery.reason) == (None, INVALID_RESOURCE_ID)
+    assert delivery.detail is not None and len(delivery.detail) < 60
+
+
+def test_a_missing_order_id_is_an_invalid_resource_id_too() -> None:
+    message = {**PLATFORM_ORDER_CREATED, "resource": {}, "order": None}
+    delivery = parse_push(push(message))
+    assert (delivery.order_id, delivery.reason) == (None, INVALID_RESOURCE_ID)
+
+
+def test_the_preview_is_short_and_escaped() -> None:
+    hostile = "\x1b[31m../custom-objects/\n" + "é" * 1000
+    shown = preview(hostile)
+    assert shown.isascii() and shown.isprintable()
+    assert "\n" not in shown and "é" not in shown and "\x1b" not in shown
+    assert shown.endswith("(1024 characters)")
+    assert len(shown) < 100
+    assert preview(None) == "not a string (NoneType)"
