@@ -29,14 +29,15 @@ SERVICE = "newstore"
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 # Order injection can take a few seconds on NewStore's side; stay inside Pub/Sub's 10 s.
 DEFAULT_TIMEOUT = httpx.Timeout(6.0, connect=2.0)
+FULFILL_ORDER_PATH = "/v0/d/fulfill_order"
 ALREADY_INJECTED = "same_order_injection_with_different_data"
 UNEXPECTED_SUCCESS = "unexpected_success_status"
 # The fulfill_order answers that refuse the order itself. NewStore's Swagger documents 400
 # (invalid input, limits, money precision, payment totals, add-ons), 429 and 500/502/503/504;
 # of these only 400 is about the order. Any other status, documented or not (404 from a
 # mistyped base URL or a proxy, 408, 409, 425, 401/403 credentials, 429, 5xx), says nothing
-# against the order, so it is transient: redelivered, counted, and parked after
-# ORDER_MAX_TRANSIENT_ATTEMPTS, never dropped on the first answer.
+# against the order, so it is transient: redelivered, counted, and parked only once its
+# message is ORDER_PARK_AFTER_S old, never dropped on the first answer.
 INJECTION_REFUSED_STATUSES = frozenset({400})
 
 
@@ -119,7 +120,7 @@ class NewStoreClient(UpstreamClient):
         try:
             response = await self.send(
                 "POST",
-                f"{self.base_url}/v0/d/fulfill_order",
+                f"{self.base_url}{FULFILL_ORDER_PATH}",
                 content=body,
                 headers={"Content-Type": "application/json"},
             )

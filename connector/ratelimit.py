@@ -89,6 +89,11 @@ class RateGate:
         self.pauses = 0
         self.refused = 0
 
+    def next_wait(self) -> float:
+        """How long a call made now would wait for its slot (nothing is taken)."""
+        now = self._clock()
+        return max(now, self._next - self._tolerance, self._paused_until) - now
+
     def reserve(self, max_wait_s: float = math.inf) -> float:
         """Take the next slot and return how long to wait for it; `Throttled` (and no slot
         taken) when that is longer than `max_wait_s`."""

@@ -9,12 +9,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import httpx
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from connector.commercetools import CommercetoolsClient
-from connector.newstore import NewStoreClient
+from connector.http import new_http_client
+from connector.newstore import DEFAULT_TIMEOUT as NEWSTORE_TIMEOUT
+from connector.newstore import FULFILL_ORDER_PATH, NewStoreClient
+from connector.ratelimit import RateGate
 from connector.serve import serve_app
 from connector.service import service_app
 from connector.settings import Settings
@@ -27,12 +31,19 @@ log = structlog.get_logger("event")
 
 def build_injector(settings: Settings, orders: OrderSettings | None = None) -> OrderInjector:
     """The injector over both APIs; the order settings are read from the environment unless
-    given."""
+    given. fulfill_order is paced to NEW_STORE_INJECT_RATE on every attempt, retries
+    included, by hooks on the NewStore client."""
+    ctp = CommercetoolsClient(settings.commercetools)
+    orders = orders or load_order_settings()
+    inject_path = httpx.URL(f"{settings.newstore.api_base}{FULFILL_ORDER_PATH}").path
+    gate = RateGate(orders.new_store_inject_rate, paths={inject_path})
+    newstore_http = new_http_client(NEWSTORE_TIMEOUT, event_hooks=gate.event_hooks())
     return OrderInjector(
-        CommercetoolsClient(settings.commercetools),
-        NewStoreClient(settings.newstore),
-        orders or load_order_settings(),
+        ctp,
+        NewStoreClient(settings.newstore, http=newstore_http),
+        orders,
         shop=settings.newstore.shop,
+        inject_gate=gate,
     )
 
 
@@ -65,7 +76,9 @@ def create_app(settings: Settings | None = None, orders: OrderSettings | None = 
         injector: OrderInjector = request.app.state.worker
         ids = {"message_id": delivery.message_id, "order_id": delivery.order_id}
         with structlog.contextvars.bound_contextvars(**ids):  # on every line of this delivery
-            result = await injector.inject(delivery.order_id, delivery.message_id)
+            result = await injector.inject(
+                delivery.order_id, delivery.message_id, delivery.published_at
+            )
         _log_delivery({**line, **result.summary()}, started)
         return JSONResponse(result.summary(), 200 if result.acknowledged else 503)
 

@@ -6,7 +6,8 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -46,6 +47,9 @@ class Delivery:
     # escaped preview of the offending value, safe to log.
     reason: str | None = None
     detail: str | None = None
+    # When Pub/Sub published the message (`message.publishTime`): its age decides when an
+    # order that keeps failing transiently is parked, inside the subscription's retention.
+    published_at: datetime | None = None
 
 
 def parse_push(body: bytes) -> Delivery:
@@ -61,7 +65,27 @@ def parse_push(body: bytes) -> Delivery:
         decoded = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         raise EnvelopeError("message.data is not valid base64") from None
-    return _classify(_json_object(decoded, "message.data"), message_id)
+    delivery = _classify(_json_object(decoded, "message.data"), message_id)
+    published = parse_publish_time(message.get("publishTime") or message.get("publish_time"))
+    return replace(delivery, published_at=published)
+
+
+# RFC 3339 as Pub/Sub writes it: "2026-12-01T10:00:00.123456789Z" (up to nanoseconds).
+_RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})")
+
+
+def parse_publish_time(value: Any) -> datetime | None:
+    """`publishTime` as an aware datetime; None when absent or unreadable (the age is then
+    taken from the order's record instead, never guessed)."""
+    if not isinstance(value, str) or not (match := _RFC3339.fullmatch(value)):
+        return None
+    seconds, fraction, zone = match.groups()
+    micros = (fraction or "").ljust(6, "0")[:6]
+    try:
+        parsed = datetime.fromisoformat(f"{seconds}.{micros}{'+00:00' if zone == 'Z' else zone}")
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC)
 
 
 def _classify(payload: dict[str, Any], message_id: str | None) -> Delivery:

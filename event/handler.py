@@ -3,11 +3,19 @@
 - injected: NewStore answered 200 -> 200.
 - already_injected: NewStore said same_order_injection_with_different_data -> 200.
 - ignored: the order id does not look like a commercetools id -> 200, nothing sent anywhere.
-- failed: permanent (no such order, unmappable, NewStore 400), or still transient after
-  ORDER_MAX_TRANSIENT_ATTEMPTS -> 200, and recorded.
+- failed: permanent (no such order, unmappable, outside NewStore's published contract,
+  NewStore 400), or still transient once its message is ORDER_PARK_AFTER_S old -> 200, and
+  recorded.
 - retry: transient (5xx, 429, 401/403, 404/408/409/425 and any other non-400 answer of
-  fulfill_order, a 2xx other than 200, timeouts, network) -> 503, so Pub/Sub redelivers;
-  also an injection whose success could not be recorded (the re-injection is idempotent).
+  fulfill_order, a 2xx other than 200, timeouts, network, no slot under the client-side
+  rate limit within the budget) -> 503, so Pub/Sub redelivers; also an injection whose
+  success could not be recorded (the re-injection is idempotent).
+
+Transient failures are cheap to repeat: the first one of an order in this process is
+recorded, then at most one every TRANSIENT_RECORD_EVERY_S, and the order's payload is kept
+for the redeliveries, so a storm costs about one NewStore call per delivery and nothing
+in commercetools; a delivery that cannot get a rate-limit slot in time costs nothing at all.
+No recorded success is ever overwritten by a later failure.
 
 Work (order read, mapping, injection) runs within WORK_BUDGET_S; recording the outcome, a
 success as much as a failure, gets its own RECORD_BUDGET_S afterwards, so a slow NewStore
@@ -21,8 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Self
 
@@ -32,11 +41,14 @@ from pydantic import ValidationError
 from connector.commercetools import CommercetoolsClient
 from connector.http import NotFoundError, UpstreamError
 from connector.newstore import ALREADY_INJECTED, NewStoreClient, NewStoreError
-from event.envelope import INVALID_RESOURCE_ID, is_resource_id, preview
+from connector.ratelimit import RateGate, Throttled, call_deadline
+from event.contract import check_payload
+from event.envelope import INVALID_RESOURCE_ID, is_resource_id, parse_publish_time, preview
 from event.errors import MappingError
 from event.mapping import MappingOptions, map_order, payload_to_json
+from event.memory import RecentlySeen
 from event.order import ORDER_EXPANSIONS, Order
-from event.records import OrderRecords, RecordStatus
+from event.records import SUCCESS_STATUSES, OrderRecords, RecordStatus
 from event.settings import OrderSettings
 
 log = structlog.get_logger("event")
@@ -45,6 +57,12 @@ log = structlog.get_logger("event")
 WORK_BUDGET_S = 7.0
 RECORD_BUDGET_S = 2.0
 SUCCESS_NOT_RECORDED = "success_not_recorded"
+PARKED = "transient_failure_parked"
+# After a recorded transient failure, this process records the same order's next ones at most
+# this often; the attempts in between are counted in memory and added with the next write.
+TRANSIENT_RECORD_EVERY_S = 300.0
+# How long an order's payload is kept for the redeliveries after a transient failure.
+PREPARED_TTL_S = 600.0
 
 
 class DeliveryOutcome(StrEnum):
@@ -63,6 +81,7 @@ class InjectionResult:
     reason: str | None = None
     error: dict[str, Any] | None = None
     attempts: int | None = None
+    omitted: tuple[str, ...] = ()
 
     @property
     def acknowledged(self) -> bool:
@@ -76,36 +95,17 @@ class InjectionResult:
             "reason": self.reason,
             "error": self.error,
             "attempts": self.attempts,
+            "omitted": list(self.omitted) or None,
         }
         return {k: v for k, v in fields.items() if v is not None}
 
 
-class RecentSuccesses:
-    """Orders this process injected lately, so that Pub/Sub's duplicates are acked for free.
+@dataclass(frozen=True)
+class PreparedOrder:
+    """The payload to inject, and what the mapping and the contract left out of it."""
 
-    Bounded in size and age: it only saves requests, correctness never depends on it
-    (NewStore's idempotency on `external_id` does).
-    """
-
-    def __init__(self, max_orders: int = 10_000, ttl_s: float = 600.0) -> None:
-        self.max_orders = max_orders
-        self.ttl_s = ttl_s
-        self._results: OrderedDict[str, tuple[float, InjectionResult]] = OrderedDict()
-
-    def get(self, order_id: str) -> InjectionResult | None:
-        entry = self._results.get(order_id)
-        if entry is None or time.monotonic() - entry[0] > self.ttl_s:
-            return None
-        return entry[1]
-
-    def add(self, result: InjectionResult) -> None:
-        self._results[result.order_id] = (time.monotonic(), result)
-        self._results.move_to_end(result.order_id)
-        while len(self._results) > self.max_orders:
-            self._results.popitem(last=False)
-
-    def clear(self) -> None:
-        self._results.clear()
+    payload: dict[str, Any]
+    omitted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,7 @@ class _Injected:
     outcome: DeliveryOutcome  # INJECTED or ALREADY_INJECTED
     external_id: str
     newstore_order_id: str | None = None
+    omitted: tuple[str, ...] = ()
 
 
 class PermanentFailure(Exception):
@@ -131,6 +132,7 @@ class OrderInjector:
         newstore: NewStoreClient,
         settings: OrderSettings,
         shop: str,
+        inject_gate: RateGate | None = None,
     ) -> None:
         self.ctp = ctp
         self.newstore = newstore
@@ -142,9 +144,17 @@ class OrderInjector:
             channel_name=settings.new_store_channel_name,
             default_locale=settings.new_store_default_locale,
             external_id_source=settings.new_store_external_id_source,
+            product_id_source=settings.new_store_product_id_source,
         )
+        # The client-side limit of fulfill_order; its hooks are on the NewStore client.
+        self.inject_gate = inject_gate
         self._in_flight: dict[str, asyncio.Task[InjectionResult]] = {}
-        self.recent = RecentSuccesses()
+        self.recent: RecentlySeen[InjectionResult] = RecentlySeen(ttl_s=600.0)
+        self.prepared: RecentlySeen[PreparedOrder] = RecentlySeen(ttl_s=PREPARED_TTL_S)
+        # Per order: when this process last recorded a transient failure, and the attempts
+        # it has seen since without writing them.
+        self.unrecorded: RecentlySeen[tuple[float, int]] = RecentlySeen(ttl_s=3600.0)
+        self.clock: Callable[[], float] = time.monotonic
 
     async def ready(self) -> None:
         await self.ctp.ensure_token()
@@ -160,12 +170,20 @@ class OrderInjector:
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
 
-    async def inject(self, order_id: str, message_id: str | None = None) -> InjectionResult:
+    async def inject(
+        self,
+        order_id: str,
+        message_id: str | None = None,
+        published_at: datetime | None = None,
+    ) -> InjectionResult:
         """Concurrent deliveries of one order in this process share a single injection, and
         a late duplicate of an order injected here shortly before costs no request at all.
 
         An `order_id` that does not look like a commercetools id (an operator's replay, say:
-        the app's envelope has checked its own) is ignored before it reaches any URL."""
+        the app's envelope has checked its own) is ignored before it reaches any URL.
+
+        `published_at`, the message's publish time, dates a transient failure for parking;
+        without it (a replay) the order's first recorded failure does."""
         if not is_resource_id(order_id):
             log.warning("not a commercetools id: ignored", resource_id=preview(order_id))
             return InjectionResult(
@@ -176,36 +194,67 @@ class OrderInjector:
             return done
         task = self._in_flight.get(order_id)
         if task is None:
-            task = asyncio.create_task(self._inject_once(order_id, message_id))
+            task = asyncio.create_task(self._inject_once(order_id, message_id, published_at))
             self._in_flight[order_id] = task
             task.add_done_callback(lambda _: self._in_flight.pop(order_id, None))
         result = await asyncio.shield(task)
         if result.outcome in (DeliveryOutcome.INJECTED, DeliveryOutcome.ALREADY_INJECTED):
-            self.recent.add(result)
+            self.recent.add(order_id, result)
         return result
 
-    async def _inject_once(self, order_id: str, message_id: str | None) -> InjectionResult:
+    async def _inject_once(
+        self, order_id: str, message_id: str | None, published_at: datetime | None
+    ) -> InjectionResult:
         context = {"message_id": message_id} if message_id else {}
+        transient = Transient(published_at, self.settings.order_park_after_s)
         try:
+            self._check_for_a_slot()
             async with asyncio.timeout(WORK_BUDGET_S):
-                injected = await self._fetch_map_inject(order_id)
+                with call_deadline(WORK_BUDGET_S):
+                    injected = await self._fetch_map_inject(order_id)
         except PermanentFailure as failure:
+            self.prepared.forget(order_id)
             return await self._record_permanent(order_id, failure, context)
+        except Throttled as error:
+            if not transient.due_now():
+                # Nothing reached NewStore: not worth a commercetools write either.
+                return InjectionResult(
+                    DeliveryOutcome.RETRY, order_id, reason="rate_limited", error=error.as_record()
+                )
+            return await self._record_transient(order_id, error.as_record(), context, transient)
         except (UpstreamError, TimeoutError) as error:
-            return await self._record_transient(order_id, _error_record(error), context)
+            return await self._record_transient(order_id, _error_record(error), context, transient)
         except Exception as error:  # a bug must not drop the order: retry, count, then park it
             log.exception("unexpected error", order_id=order_id)
-            return await self._record_transient(order_id, _error_record(error), context)
+            return await self._record_transient(order_id, _error_record(error), context, transient)
+        self.prepared.forget(order_id)
+        self.unrecorded.forget(order_id)
         return await self._record_success(order_id, injected, context)
 
+    def _check_for_a_slot(self) -> None:
+        """Refuse at once, before reading the order, when fulfill_order's next slot under
+        the client-side rate limit lies beyond the work budget: the delivery could only time
+        out, and Pub/Sub's backoff spreads the load better than a queue here."""
+        if self.inject_gate is not None:
+            wait = self.inject_gate.next_wait()
+            if wait > WORK_BUDGET_S:
+                self.inject_gate.refused += 1
+                raise Throttled("newstore", wait)
+
     async def _fetch_map_inject(self, order_id: str) -> _Injected:
-        payload = await self._payload(order_id)
+        prepared = self.prepared.get(order_id)
+        if prepared is None:
+            prepared = await self._payload(order_id)
+            # Kept until the outcome is settled: a redelivery after a transient failure sends
+            # the same payload again without reading the order again.
+            self.prepared.add(order_id, prepared)
+        payload, omitted = prepared.payload, prepared.omitted
         external_id = str(payload["external_id"])
         try:
             created = await self.newstore.fulfill_order(payload_to_json(payload))
         except NewStoreError as error:
             if error.error_code == ALREADY_INJECTED:
-                return _Injected(DeliveryOutcome.ALREADY_INJECTED, external_id)
+                return _Injected(DeliveryOutcome.ALREADY_INJECTED, external_id, omitted=omitted)
             if error.transient:
                 raise
             raise PermanentFailure("newstore_rejected", error.as_record()) from None
@@ -213,9 +262,9 @@ class OrderInjector:
         if not isinstance(newstore_id, str):
             log.warning("NewStore created the order but answered no order id", order_id=order_id)
             newstore_id = None
-        return _Injected(DeliveryOutcome.INJECTED, external_id, newstore_id)
+        return _Injected(DeliveryOutcome.INJECTED, external_id, newstore_id, omitted)
 
-    async def _payload(self, order_id: str) -> dict[str, Any]:
+    async def _payload(self, order_id: str) -> PreparedOrder:
         try:
             order_json = await self.ctp.get_order(order_id, ORDER_EXPANSIONS)
         except NotFoundError:
@@ -223,12 +272,19 @@ class OrderInjector:
             raise PermanentFailure("order_not_found", error) from None
         try:
             order = Order.model_validate(order_json)
-            return map_order(order, self.options).payload
+            mapped = map_order(order, self.options)
+            # Checked against NewStore's published contract before any request: an optional
+            # value that breaks it is left out (and listed), a required one fails the order.
+            checked = check_payload(mapped.payload)
         except ValidationError as error:
             detail = f"{error.error_count()} field error(s), first at {_first_location(error)}"
             raise PermanentFailure("unreadable_order", {"message": detail}) from None
         except MappingError as error:
             raise PermanentFailure(error.reason, {"message": error.message}) from None
+        omitted = mapped.omitted + checked.omitted
+        if omitted:
+            log.warning("fields left out of the payload", order_id=order_id, omitted=omitted)
+        return PreparedOrder(checked.payload, omitted)
 
     # --- recording ----------------------------------------------------------------------
 
@@ -269,13 +325,19 @@ class OrderInjector:
             fields = {
                 "external_id": injected.external_id,
                 "newstore_order_id": newstore_id,
+                **_omitted(injected.omitted),
                 **context,
             }
             await self.records.write_success(order_id, RecordStatus.INJECTED, fields)
         else:
             # Nothing to write, but an earlier failure must not outlive the success.
             await self.records.clear_failure(order_id)
-        return InjectionResult(DeliveryOutcome.INJECTED, order_id, newstore_order_id=newstore_id)
+        return InjectionResult(
+            DeliveryOutcome.INJECTED,
+            order_id,
+            newstore_order_id=newstore_id,
+            omitted=injected.omitted,
+        )
 
     async def _record_already_injected(
         self, order_id: str, injected: _Injected, context: dict[str, Any]
@@ -288,7 +350,7 @@ class OrderInjector:
             )
         # Recorded in both modes (the order changed after its injection: worth knowing); the
         # write replaces an earlier failed or retrying record.
-        fields = {"external_id": injected.external_id, **context}
+        fields = {"external_id": injected.external_id, **_omitted(injected.omitted), **context}
         await self.records.write_success(order_id, RecordStatus.ALREADY_INJECTED, fields)
         return InjectionResult(DeliveryOutcome.ALREADY_INJECTED, order_id)
 
@@ -301,15 +363,21 @@ class OrderInjector:
             "error": failure.error,
             **context,
         }
+
+        def fields_for(previous: dict[str, Any], _: int) -> dict[str, Any] | None:
+            return None if previous.get("status") in SUCCESS_STATUSES else fields
+
         try:
             async with asyncio.timeout(RECORD_BUDGET_S):
-                record = await self.records.add_attempt(order_id, lambda _: fields)
+                record = await self.records.add_attempt(order_id, fields_for)
         except (UpstreamError, TimeoutError) as error:
             # Without a record an ack would lose the order: let Pub/Sub redeliver instead.
             log.warning("could not record a permanent failure", order_id=order_id, error=str(error))
             return InjectionResult(
                 DeliveryOutcome.RETRY, order_id, reason=failure.reason, error=failure.error
             )
+        if record.get("status") in SUCCESS_STATUSES:
+            return _already_recorded(order_id, record)
         return InjectionResult(
             DeliveryOutcome.FAILED,
             order_id,
@@ -319,17 +387,34 @@ class OrderInjector:
         )
 
     async def _record_transient(
-        self, order_id: str, error: dict[str, Any], context: dict[str, Any]
+        self,
+        order_id: str,
+        error: dict[str, Any],
+        context: dict[str, Any],
+        transient: Transient,
     ) -> InjectionResult:
-        """Count the attempt; past the limit, park the order as failed and stop the loop."""
-        limit = self.settings.order_max_transient_attempts
+        """Answer 503 so that Pub/Sub redelivers, recording the failure only when it is new
+        in this process or TRANSIENT_RECORD_EVERY_S old; park the order as failed (recorded,
+        acknowledged) once it has failed for ORDER_PARK_AFTER_S."""
+        written_at, skipped = self.unrecorded.get(order_id) or (None, 0)
+        recent = written_at is not None and self.clock() - written_at < TRANSIENT_RECORD_EVERY_S
+        if recent and not transient.due_now():
+            assert written_at is not None
+            # Counted now, written with the next record of this order.
+            self.unrecorded.add(order_id, (written_at, skipped + 1))
+            return InjectionResult(
+                DeliveryOutcome.RETRY, order_id, reason="transient_failure", error=error
+            )
 
-        def fields_for(attempts: int) -> dict[str, Any]:
-            exhausted = attempts >= limit
+        def fields_for(previous: dict[str, Any], attempts: int) -> dict[str, Any] | None:
+            if previous.get("status") in SUCCESS_STATUSES:
+                return None  # already in NewStore: a late failure changes nothing
+            parked = transient.due(previous)
             return {
-                "status": RecordStatus.FAILED if exhausted else RecordStatus.RETRYING,
-                "reason": "transient_attempts_exhausted" if exhausted else "transient_failure",
+                "status": RecordStatus.FAILED if parked else RecordStatus.RETRYING,
+                "reason": PARKED if parked else "transient_failure",
                 "error": error,
+                "attempts": attempts + skipped,
                 **context,
             }
 
@@ -340,14 +425,60 @@ class OrderInjector:
             return InjectionResult(
                 DeliveryOutcome.RETRY, order_id, reason="transient_failure", error=error
             )
-        outcome = (
-            DeliveryOutcome.FAILED
-            if record["status"] == RecordStatus.FAILED
-            else DeliveryOutcome.RETRY
-        )
+        if record.get("status") in SUCCESS_STATUSES:
+            return _already_recorded(order_id, record)
+        if record["status"] == RecordStatus.FAILED:
+            self.unrecorded.forget(order_id)
+            self.prepared.forget(order_id)
+            return InjectionResult(
+                DeliveryOutcome.FAILED,
+                order_id,
+                reason=record["reason"],
+                error=error,
+                attempts=record["attempts"],
+            )
+        self.unrecorded.add(order_id, (self.clock(), 0))
         return InjectionResult(
-            outcome, order_id, reason=record["reason"], error=error, attempts=record["attempts"]
+            DeliveryOutcome.RETRY,
+            order_id,
+            reason=record["reason"],
+            error=error,
+            attempts=record["attempts"],
         )
+
+
+@dataclass(frozen=True)
+class Transient:
+    """When a transiently failing order is parked: once its message is `park_after_s` old,
+    or, without a publish time (a replay), once its first recorded failure is."""
+
+    published_at: datetime | None
+    park_after_s: float
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def due_now(self) -> bool:
+        """Known from the message alone (no record needed)."""
+        return self.published_at is not None and self._age(self.published_at) >= self.park_after_s
+
+    def due(self, previous: dict[str, Any]) -> bool:
+        since = self.published_at or parse_publish_time(previous.get("first_failed_at"))
+        return since is not None and self._age(since) >= self.park_after_s
+
+    def _age(self, since: datetime) -> float:
+        return (self.now - since).total_seconds()
+
+
+def _already_recorded(order_id: str, record: dict[str, Any]) -> InjectionResult:
+    """The record says the order is in NewStore: acknowledge, whatever this attempt met."""
+    return InjectionResult(
+        DeliveryOutcome.ALREADY_INJECTED,
+        order_id,
+        newstore_order_id=record.get("newstore_order_id"),
+    )
+
+
+def _omitted(omitted: tuple[str, ...]) -> dict[str, Any]:
+    return {"omitted": list(omitted)} if omitted else {}
 
 
 def _error_record(error: BaseException, budget_s: float = WORK_BUDGET_S) -> dict[str, Any]:

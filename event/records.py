@@ -25,6 +25,12 @@ class RecordStatus(StrEnum):
 MAX_VERSION_CONFLICTS = 3
 # What a success supersedes: with ORDER_RECORD_SUCCESSES=false it deletes these.
 FAILURE_STATUSES = frozenset({RecordStatus.FAILED, RecordStatus.RETRYING})
+# What no later failure may overwrite: the order is in NewStore.
+SUCCESS_STATUSES = frozenset({RecordStatus.INJECTED, RecordStatus.ALREADY_INJECTED})
+
+# Given the stored record ({} if none) and the new attempt count: the record's fields, or
+# None to leave the stored record as it is.
+FieldsFor = Callable[[dict[str, Any], int], dict[str, Any] | None]
 
 
 class OrderRecords:
@@ -73,22 +79,25 @@ class OrderRecords:
                     raise
         raise RuntimeError(f"record {order_id}: too many concurrent updates")
 
-    async def add_attempt(
-        self, order_id: str, fields_for: Callable[[int], dict[str, Any]]
-    ) -> dict[str, Any]:
+    async def add_attempt(self, order_id: str, fields_for: FieldsFor) -> dict[str, Any]:
         """Count one more failed attempt; read-modify-write, safe against concurrent writers.
 
-        `fields_for(attempts)` gives the record's fields (status included) for the new count,
-        so that a caller can change its verdict once the attempts run out.
+        `fields_for(previous, attempts)` gives the record's fields (status included) from
+        what is stored, so that a caller can change its verdict (park an order that has
+        failed for too long), or None to keep the stored record (a success stands); the
+        answer is the record as it is afterwards.
         """
         for _ in range(MAX_VERSION_CONFLICTS):
             stored = await self.ctp.get_custom_object(self.container, order_id)
             previous = stored["value"] if stored else {}
             attempts = int(previous.get("attempts", 0)) + 1
+            fields = fields_for(previous, attempts)
+            if fields is None:
+                return dict(previous)
             value = {
                 "order_id": order_id,
-                **fields_for(attempts),
                 "attempts": attempts,
+                **fields,  # may count attempts this process saw but did not write
                 "first_failed_at": previous.get("first_failed_at") or now_iso(),
                 "updated_at": now_iso(),
             }

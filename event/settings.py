@@ -29,7 +29,14 @@ class OrderSettings(BaseSettings):
     new_store_product_id_source: str = Field("sku", pattern=r"^(sku|attribute:\S+)$")
     order_record_successes: bool = True
     order_records_container: str = Field("newstore-connector-orders", pattern=r"^[-_~.a-zA-Z0-9]+$")
-    order_max_transient_attempts: int = Field(50, ge=1)
+    # fulfill_order calls per second from this process. NewStore takes 20/s for the whole
+    # tenant (the operation's description in NewStore's Swagger): divide by the number of
+    # instances that may run (Cloud Run --max-instances, docs/deploy.md).
+    new_store_inject_rate: float = Field(20.0, gt=0, le=20)
+    # An order still failing transiently when its message is this old is parked as failed
+    # (recorded, replayable): set it below the subscription's message retention (Pub/Sub's
+    # default and maximum for push is 7 days), so that nothing expires unrecorded.
+    order_park_after_s: float = Field(6 * 24 * 3600, ge=60)
 
 
 def load_order_settings() -> OrderSettings:

@@ -37,8 +37,11 @@ class InventorySettings(BaseSettings):
     match_field: Literal["sku", "product_id"] = "sku"
     # Requests in flight per upstream (pages, product look-ups, write batches).
     concurrency: int = Field(16, ge=1, le=256)
-    # NewStore calls per second: ~100 for a development tenant, ~200 for production.
-    newstore_rate_limit: float = Field(100.0, gt=0, le=10_000)
+    # NewStore calls per second. The tenant's budget (~100/s in development, ~200/s in
+    # production, docs.newstore.net "API rate limiting") is shared with order injection and
+    # every other client of the tenant, so the job takes a quarter of a development tenant's
+    # by default: docs/inventory.md, "Sizing the NewStore rate".
+    newstore_rate_limit: float = Field(25.0, gt=0, le=10_000)
     # Rows asked per stocked_products page; NewStore may answer fewer (the reply's count
     # is what paging follows).
     newstore_page_size: int = Field(100, ge=1, le=1000)

@@ -7,6 +7,7 @@ import json
 import uuid
 from typing import Any
 
+from connector.clock import now_iso
 from sandbox import catalog
 from sandbox.stack import PROJECT_KEY, Stack
 
@@ -42,14 +43,17 @@ def order_created_message(order_id: str, cloud_events: bool = False) -> dict[str
     }
 
 
-def push_envelope(message: dict[str, Any], message_id: str | None = None) -> dict[str, Any]:
+def push_envelope(
+    message: dict[str, Any], message_id: str | None = None, published_at: str | None = None
+) -> dict[str, Any]:
+    """A Pub/Sub push request; published now unless `published_at` says otherwise."""
     data = base64.b64encode(json.dumps(message).encode()).decode()
     return {
         "message": {
             "data": data,
             "attributes": {},
             "messageId": message_id or str(uuid.uuid4()),
-            "publishTime": "2026-11-29T10:00:00.000Z",
+            "publishTime": published_at or now_iso(),
         },
         "subscription": "projects/sandbox-gcp/subscriptions/newstore-connector-event",
     }

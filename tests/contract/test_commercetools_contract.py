@@ -240,7 +240,7 @@ async def _drive_everything(ctp: CommercetoolsClient, recorder: Recorder) -> Non
 
     records = OrderRecords(ctp, "newstore-connector-orders")
     await records.write_success("order-1", RecordStatus.INJECTED, {"newstore_order_id": "n-1"})
-    await records.add_attempt("order-2", lambda n: {"status": RecordStatus.FAILED, "n": n})
+    await records.add_attempt("order-2", lambda _, n: {"status": RecordStatus.FAILED, "n": n})
     await records.get("order-1")
     await records.failed()
     cursors = CursorStore(ctp, "newstore-connector-inventory")

@@ -15,6 +15,7 @@ from sandbox.server import free_port
 from sandbox.stack import Stack
 from tests.helpers import store_order
 
+CONTAINER = "newstore-connector-orders"
 runner = CliRunner()
 
 
@@ -81,11 +82,20 @@ def test_event_app_refuses_to_start_without_configuration(tmp_path) -> None:
 
 def test_replay_failed_heals_every_parked_order_after_an_outage(cli_env: Stack) -> None:
     orders = [store_order(cli_env, n) for n in (23, 24)]
+    # Both have been failing (retrying) since January; a replay carries no publish time, so
+    # the first recorded failure dates them.
+    retrying = {"status": "retrying", "attempts": 3, "first_failed_at": "2026-01-01T00:00:00Z"}
+    cli_env.ctp.seed(
+        {
+            "customObjects": [
+                {"container": CONTAINER, "key": o, "value": {"order_id": o, **retrying}}
+                for o in orders
+            ]
+        }
+    )
     httpx.put(f"{cli_env.newstore_url}/_sandbox/controls", json={"fault_rate": 1.0})
-    for order_id in orders:  # NewStore down: each order is parked as failed at once
-        runner.invoke(
-            app, ["orders", "replay", order_id], env={"ORDER_MAX_TRANSIENT_ATTEMPTS": "1"}
-        )
+    for order_id in orders:  # NewStore still down: each is parked as failed
+        runner.invoke(app, ["orders", "replay", order_id], env={"ORDER_PARK_AFTER_S": "60"})
     listed = runner.invoke(app, ["orders", "failed"], env={"COLUMNS": "200"}).output
     assert all(o in listed for o in orders)
     httpx.put(f"{cli_env.newstore_url}/_sandbox/controls", json={"fault_rate": 0.0})

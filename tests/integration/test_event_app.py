@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -224,17 +225,23 @@ def test_newstore_validation_error_is_recorded_with_its_details(
     assert error["request_id"] and "NOT-IN-NEWSTORE" in error["message"]
 
 
-def test_transient_failures_are_parked_after_the_limit(stack: Stack, event: httpx.Client) -> None:
+def test_a_transient_failure_is_parked_once_the_message_is_old(
+    stack: Stack, event: httpx.Client
+) -> None:
     order_id = store_order(stack, 13)
     set_controls(stack.newstore_url, fault_rate=1.0)
-    injector = stack.apps["event"].state.worker
-    injector.settings = injector.settings.model_copy(update={"order_max_transient_attempts": 2})
+    six_days_and_a_minute_ago = (datetime.now(UTC) - timedelta(days=6, minutes=1)).isoformat()
 
-    first, second = deliver(event, order_id), deliver(event, order_id)
+    young = deliver(event, order_id)
+    old = event.post(
+        "/event",
+        json=push_envelope(order_created_message(order_id), published_at=six_days_and_a_minute_ago),
+    )
 
-    assert (first.status_code, second.status_code) == (503, 200)
-    assert second.json()["reason"] == "transient_attempts_exhausted"
-    assert record(stack, order_id)["status"] == "failed"
+    assert young.status_code == 503  # an outage alone never parks an order
+    assert (old.status_code, old.json()["reason"]) == (200, "transient_failure_parked")
+    parked = record(stack, order_id)
+    assert parked["status"] == "failed" and parked["attempts"] == 2
 
 
 def test_subscription_test_message_and_other_messages_are_acked(event: httpx.Client) -> None:
@@ -260,3 +267,32 @@ def test_malformed_push_request_is_a_clear_400(event: httpx.Client) -> None:
         "error": "malformed_push_request",
         "detail": "request body is not valid JSON",
     }
+
+
+def test_an_optional_value_outside_the_contract_is_left_out_and_listed(
+    stack: Stack, event: httpx.Client
+) -> None:
+    long_email = f"{'a' * 60}@example.com"  # NewStore's customer_email takes 64 characters
+    order_id = store_order(stack, 14, customerEmail=long_email)
+
+    response = deliver(event, order_id)
+
+    assert (response.status_code, response.json()["outcome"]) == (200, "injected")
+    injected = newstore_orders(stack)[order_id].payload
+    assert "customer_email" not in injected  # left out, never cut
+    assert record(stack, order_id)["omitted"] == ["customer_email: longer than 64"]
+    assert response.json()["omitted"] == ["customer_email: longer than 64"]
+
+
+def test_a_required_value_outside_the_contract_fails_the_order_before_any_injection(
+    stack: Stack, event: httpx.Client
+) -> None:
+    order_id = store_order(stack, 15)
+    order = stack.ctp.collections["order"].get(order_id)
+    order["shippingAddress"]["streetName"] = "S" * 130  # address_line_1 takes 128
+
+    response = deliver(event, order_id)
+
+    assert (response.status_code, response.json()["reason"]) == (200, "contract_violation")
+    assert "address.address_line_1 longer than 128" in record(stack, order_id)["error"]["message"]
+    assert order_id not in newstore_orders(stack)

@@ -174,14 +174,16 @@ def test_a_success_supersedes_an_earlier_failure(any_stack: Stack, failure: str)
     ctp, newstore = counters(stack.ctp_url), counters(stack.newstore_url)
     assert newstore == {INJECTION: 1}
     injector = stack.apps["event"].state.worker
+    # After a transient failure the redelivery reuses the payload: no second order read.
+    read = {ORDER_READ: 1} if failure == "failed" else {}
     if injector.settings.order_record_successes:  # replaced by a blind write
         stored = record(stack, order_id)
         assert stored is not None and stored["status"] == "injected"
         assert stored["newstore_order_id"] == healed.json()["newstore_order_id"]
-        assert ctp == {ORDER_READ: 1, RECORD_WRITE: 1}
+        assert ctp == {**read, RECORD_WRITE: 1}
     else:  # read, and deleted
         assert record(stack, order_id) is None
-        assert ctp == {ORDER_READ: 1, RECORD_READ: 1, RECORD_DELETE: 1}
+        assert ctp == {**read, RECORD_READ: 1, RECORD_DELETE: 1}
     assert order_id not in listed_as_failed(stack)
 
 

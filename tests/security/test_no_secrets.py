@@ -55,8 +55,9 @@ class Run:
         self.answers.append(response)
         return response.json()
 
-    def deliver(self, order_id: str, **kwargs: Any) -> Any:
-        return self.post(push_envelope(order_created_message(order_id, **kwargs)))
+    def deliver(self, order_id: str, published_at: str | None = None, **kwargs: Any) -> Any:
+        message = order_created_message(order_id, **kwargs)
+        return self.post(push_envelope(message, published_at=published_at))
 
     def transcript(self) -> str:
         answers = [f"{r.status_code} {json.dumps(dict(r.headers))} {r.text}" for r in self.answers]
@@ -139,7 +140,6 @@ def test_every_outcome_of_the_event_app_keeps_secrets(stack: Stack, tmp_path: Pa
         tmp_path,
         EVENT_APP,
         AUTH_BEARER_TOKEN=BEARER,
-        ORDER_MAX_TRANSIENT_ATTEMPTS="2",
     ) as run:
         run.headers = {"authorization": f"Bearer {BEARER}"}
         provoke_every_outcome(stack, run)
@@ -154,7 +154,7 @@ def test_every_outcome_of_the_event_app_keeps_secrets(stack: Stack, tmp_path: Pa
         (200, "order_too_large"),
         (200, "newstore_rejected"),
         (200, "unreadable_order"),
-        (200, "transient_attempts_exhausted"),
+        (200, "transient_failure_parked"),
         (503, "transient_failure"),
         (400, "malformed_push_request"),
         (400, "json_too_deep"),
@@ -202,7 +202,7 @@ def provoke_transient_failures(stack: Stack, run: Run) -> None:
     outage = store_order(stack, 107)
     set_controls(stack.newstore_url, fault_rate=1.0)
     run.deliver(outage)  # 503 retry
-    run.deliver(outage)  # ORDER_MAX_TRANSIENT_ATTEMPTS=2: parked as failed
+    run.deliver(outage, published_at="2026-01-01T00:00:00Z")  # old enough: parked as failed
     set_controls(stack.newstore_url, fault_rate=0.0, rate_limit_rate=1.0, retry_after_s=60)
     run.deliver(store_order(stack, 108))  # 429 -> 503
     set_controls(stack.newstore_url, rate_limit_rate=0.0, lost_response_rate=1.0)

@@ -21,7 +21,7 @@ from connector.http import RetryPolicy
 from connector.newstore import NewStoreClient
 from connector.settings import CommercetoolsSettings, NewStoreSettings
 from event import handler as handler_module
-from event.handler import DeliveryOutcome, OrderInjector
+from event.handler import DeliveryOutcome, OrderInjector, PreparedOrder
 from event.settings import OrderSettings
 
 FAST_RETRY = RetryPolicy(max_attempts=3, budget_s=1.0, initial_backoff_s=0.01, max_backoff_s=0.02)
@@ -129,10 +129,10 @@ async def build(
     )
     injector = OrderInjector(ctp, newstore, OrderSettings(**settings), shop="storefront")
 
-    async def payload(order_id: str) -> dict[str, Any]:
+    async def payload(order_id: str) -> PreparedOrder:
         """The order read, without the mapping (tested on its own)."""
         await injector.ctp.get_order(order_id)
-        return {"external_id": order_id, "shop": "storefront"}
+        return PreparedOrder({"external_id": order_id, "shop": "storefront"})
 
     injector._payload = payload  # type: ignore[method-assign]
     return injector
