@@ -17,6 +17,7 @@ from email.utils import parsedate_to_datetime
 from typing import IO, Any, ClassVar, Self
 
 import httpx
+import structlog
 from httpx_aiohttp import AiohttpTransport
 from tenacity import (
     AsyncRetrying,
@@ -206,12 +207,21 @@ class UpstreamClient:
     service: ClassVar[str]
     default_timeout: ClassVar[httpx.Timeout]
     auth_failure_statuses: ClassVar[frozenset[int]]
+    # A status that still comes back after the refresh-and-resend, when it can mean that the
+    # API is blocking this client rather than refusing its token (NewStore: an IP-level block
+    # answers 403 for 5 minutes); signed calls then pause for `block_s` instead of fetching
+    # tokens in a loop.
+    block_statuses: ClassVar[frozenset[int]] = frozenset()
+    block_s: ClassVar[float] = 0.0
 
     def __init__(self, http: httpx.AsyncClient | None, retry: RetryPolicy | None) -> None:
         self.http = http or new_http_client(self.default_timeout)
         self.retry = retry or RetryPolicy()
         self._bearer = BearerAuth(self._fetch_token, self.auth_failure_statuses)
         self._unsigned = 0
+        self.clock: Callable[[], float] = time.monotonic
+        self._blocked_until = -float("inf")
+        self.blocks = 0
 
     @property
     def requests(self) -> int:
@@ -256,6 +266,14 @@ class UpstreamClient:
         kwargs: dict[str, Any],
     ) -> httpx.Response:
         bearer = self._bearer if auth else None
+        if bearer is not None and (left := self._blocked_until - self.clock()) > 0:
+            raise UpstreamError(
+                self.service,
+                f"paused for another {left:.0f} s: a fresh token was refused too, so "
+                f"{self.service} may be blocking this IP (rate limit)",
+                status=next(iter(self.block_statuses), None),
+                transient=True,
+            )
         if bearer is None:
             self._unsigned += 1  # the bearer auth counts the requests it signs
         try:
@@ -265,9 +283,25 @@ class UpstreamClient:
                 response = await self._stream(method, url, bearer, into, kwargs)
         except httpx.TransportError as error:
             raise network_error(self.service, error) from None
+        except UpstreamError as error:  # the token request, inside the auth flow
+            if bearer is not None and error.status in self.block_statuses:
+                self._block(error.status)
+            raise
         if response.is_success:
             return response
+        if bearer is not None and response.status_code in self.block_statuses:
+            self._block(response.status_code)
         raise self.parse_error(response)
+
+    def _block(self, status: int) -> None:
+        """The auth flow already refreshed the token and resent: pause the signed calls."""
+        self._blocked_until = self.clock() + self.block_s
+        self.blocks += 1
+        structlog.get_logger("http").warning(
+            f"{self.service} refused a fresh token: it may be blocking this IP (rate limit)",
+            status=status,
+            paused_s=self.block_s,
+        )
 
     async def _stream(
         self,

@@ -77,6 +77,11 @@ def parse_error(response: httpx.Response) -> NewStoreError:
 class NewStoreClient(UpstreamClient):
     service = SERVICE
     default_timeout = DEFAULT_TIMEOUT
+    # An IP-level block (thousands of requests within 5 minutes) also answers 403, for 5
+    # minutes (docs.newstore.net "API rate limiting"; ../shared/DESIGN.md): a 403 that
+    # survives a fresh token pauses NewStore calls for that long.
+    block_statuses = frozenset({403})
+    block_s = 300.0
     # NewStore answers an expired token with 403, not 401.
     auth_failure_statuses = frozenset({401, 403})
     parse_error = staticmethod(parse_error)
