@@ -1,7 +1,7 @@
 """The layout is the architecture: dependencies point one way, and nothing hides an import.
 
-    connector  <-  event, job  <-  cli            (the product)
-    sandbox (emulators; its stack and demo wire the apps for a clone)
+The product: `connector` <- `event`, `job` <- `cli`. The sandbox's emulators stand alone; its
+stack, demo and CLI wire the apps for a clone.
 """
 
 from __future__ import annotations
