@@ -39,11 +39,16 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 LOG_DIR = Path(tempfile.gettempdir()) / "newstore-connector-bench"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SUBSCRIPTION = "projects/sandbox-gcp/subscriptions/newstore-connector-event"
-# Prefixes of the connector's configuration variables (the tests clear the same ones).
-OWN_SETTINGS = ("CTP_", "NEW_STORE_", "ORDER_", "CONNECT_", "AUTH_")
 
 Json = dict[str, Any]
-
+# Prefixes of the connector's configuration variables (the tests clear the same ones).
+OWN_SETTINGS = ("CTP_", "NEW_STORE_", "ORDER_", "CONNECT_", "AUTH_")
+# The NewStore emulator's controls in a benchmark process, as JSON (`EmulatorControls`).
+NEWSTORE_CONTROLS_VARIABLE = "BENCH_NEWSTORE_CONTROLS"
+# The benchmarks' NewStore is a production tenant (200 calls/s, docs.newstore.com
+# "API rate limiting"), as `bench.inventory_bench --newstore-rate 200` assumes; its other
+# limits (fulfill_order's 20/s) are the emulator's defaults. Set the variable to change it.
+BENCH_NEWSTORE_CONTROLS: Json = {"tenant_rate_limit": 200.0}
 
 # --- servers in their own processes ---------------------------------------------------------
 
@@ -161,7 +166,17 @@ def _serve(kind: str, port: int) -> None:
     elif kind == "newstore":
         from sandbox import newstore
 
-        app = newstore.create_app(users=dict([NS_USER]), seed=catalog.newstore_seed())
+        raw = os.environ.get(NEWSTORE_CONTROLS_VARIABLE)
+        controls = json.loads(raw) if raw else BENCH_NEWSTORE_CONTROLS
+        app = newstore.create_app(
+            users=dict([NS_USER]), seed=catalog.newstore_seed(), controls=controls
+        )
+    elif kind == "pubsub":
+        from sandbox import pubsub
+
+        # Pub/Sub's own defaults (retry policy 10 s .. 600 s, ack deadline 10 s); the
+        # benchmark sets the rest through /_sandbox/controls and the subscription.
+        app = pubsub.create_app()
     else:
         raise SystemExit(f"unknown server kind {kind!r}")
     uvicorn.run(app, host=LOOPBACK, port=port, log_level="warning", access_log=False)
@@ -302,6 +317,8 @@ def endpoint_category(label: str) -> str:
     method, _, path = label.partition(" ")
     if path.endswith(("(fault)", "(429)")):
         return "injected_fault"
+    if path.endswith("(rate limited)"):  # refused by the emulator's own rate limit: a 429
+        return "rate_limited"
     if path.endswith(("/oauth/token", "/v0/token", "/openid-connect/token")):
         return "token"
     if method == "GET" and path.startswith(f"/{PROJECT_KEY}/orders/"):
@@ -400,7 +417,7 @@ def main(argv: Sequence[str]) -> None:
     if len(argv) == 3 and argv[0] == "serve":
         _serve(argv[1], int(argv[2]))
         return
-    raise SystemExit("usage: python -m bench.common serve {ctp|newstore|event} PORT")
+    raise SystemExit("usage: python -m bench.common serve {ctp|newstore|pubsub|event} PORT")
 
 
 if __name__ == "__main__":

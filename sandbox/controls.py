@@ -1,9 +1,12 @@
-"""Fault injection and request counting shared by every sandbox emulator.
+"""Fault injection, rate limits and request counting shared by every sandbox emulator.
 
 Each emulator is a FastAPI app; `install_controls` wraps it with a middleware that
-adds latency, answers 503 / 429 at configurable rates, can "lose" a response (the
-request is processed, then 503 is answered), and counts requests per endpoint.
-The controls and counters are readable and writable over HTTP under `/_sandbox/`.
+adds latency, enforces the emulator's own rate limits if it has any (its `admit` hook,
+answered 429 with `Retry-After`), answers 503 / 429 at configurable rates, can "lose" a
+response (the request is processed, then 503 is answered), and counts requests per
+endpoint. The controls and counters are readable and writable over HTTP under `/_sandbox/`.
+`RateBucket` is the limit the emulators enforce (a token bucket or a fixed window), on an
+injectable clock so that tests count refusals instead of timing them.
 
 The middleware is plain ASGI, not Starlette's `BaseHTTPMiddleware`: the latter runs the
 app in a task group and streams the response through memory channels, which measured
@@ -14,10 +17,12 @@ benchmark machine with the app under test, so their overhead is the benchmark's 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
@@ -27,6 +32,70 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 SANDBOX_PREFIX = "/_sandbox"
 
 ErrorBody = Callable[[int, str], dict[str, Any]]
+RateAlgorithm = Literal["token_bucket", "fixed_window"]
+# Below this a request counts as on time: float sums of intervals must not refuse it.
+_EPSILON_S = 1e-9
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why an emulator's rate limit refuses a request, and the `Retry-After` to send."""
+
+    message: str
+    retry_after_s: float
+
+
+# Given a request's ASGI scope: None to let it through, or the refusal to answer (429).
+Admit = Callable[[Scope], Refusal | None]
+
+
+class RateBucket:
+    """`rate` requests per second, measured one of two ways over `window_s`:
+
+    - `token_bucket` (GCRA, the virtual-scheduling form): a bucket of `rate x window_s`
+      requests (at least 1) refilled continuously at `rate`: after a pause that many may
+      arrive at once, then one every 1/rate s;
+    - `fixed_window`: at most `rate x window_s` requests in each window
+      [k x window_s, (k+1) x window_s) of the clock.
+
+    `check` says how long a request arriving at `now` would have to wait (0: admitted now)
+    without taking anything; `take` counts an admitted request. A refused request takes
+    nothing, so a client that keeps retrying does not dig itself deeper.
+    """
+
+    def __init__(self, rate: float, window_s: float, algorithm: RateAlgorithm) -> None:
+        if rate <= 0 or window_s <= 0:
+            raise ValueError("rate and window_s must be positive")
+        self.rate = rate
+        self.window_s = window_s
+        self.algorithm = algorithm
+        self.capacity = max(1.0, rate * window_s)
+        self._interval = 1.0 / rate
+        self._tolerance = (self.capacity - 1.0) * self._interval
+        self._tat = -math.inf  # token bucket: the theoretical arrival time of the next request
+        self._window = -1  # fixed window: which window `_count` is about
+        self._count = 0
+
+    def key(self) -> tuple[float, float, str]:
+        return (self.rate, self.window_s, self.algorithm)
+
+    def check(self, now: float) -> float:
+        if self.algorithm == "token_bucket":
+            wait = self._tat - self._tolerance - now
+            return wait if wait > _EPSILON_S else 0.0
+        window = math.floor(now / self.window_s)
+        if window != self._window or self._count + 1 <= self.capacity:
+            return 0.0
+        return (window + 1) * self.window_s - now
+
+    def take(self, now: float) -> None:
+        if self.algorithm == "token_bucket":
+            self._tat = max(self._tat, now) + self._interval
+            return
+        window = math.floor(now / self.window_s)
+        if window != self._window:
+            self._window, self._count = window, 0
+        self._count += 1
 
 
 class Controls(BaseModel):
@@ -69,13 +138,22 @@ class ControlsMiddleware:
     """Latency, injected faults and per-endpoint counters, as a pure ASGI middleware.
 
     The order of the random rolls is that of the former `BaseHTTPMiddleware`: fault,
-    then rate limit, then (after processing a write) lost response.
+    then rate limit, then (after processing a write) lost response. Before them, after the
+    latency, `admit` (the emulator's own rate limits, if any) may refuse the request: 429
+    with its `Retry-After`, counted as `"METHOD /path (rate limited)"`.
     """
 
-    def __init__(self, app: ASGIApp, state: SandboxState, error_body: ErrorBody) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        state: SandboxState,
+        error_body: ErrorBody,
+        admit: Admit | None = None,
+    ) -> None:
         self.app = app
         self.state = state
         self.error_body = error_body
+        self.admit = admit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(SANDBOX_PREFIX):
@@ -85,6 +163,13 @@ class ControlsMiddleware:
         controls = state.controls
         if controls.latency_ms:
             await asyncio.sleep(controls.latency_ms / 1000)
+        # The emulator's own limits come first, as a gateway's would: a refused request
+        # never reaches the injected faults (and rolls none of their random numbers).
+        if self.admit is not None and (refusal := self.admit(scope)) is not None:
+            state.counters[f"{scope['method']} {scope['path']} (rate limited)"] += 1
+            retry_after = {"Retry-After": f"{refusal.retry_after_s:g}"}
+            await self._error(429, refusal.message, retry_after)(scope, receive, send)
+            return
         if state.roll(controls.fault_rate):
             state.counters[f"{scope['method']} {scope['path']} (fault)"] += 1
             await self._error(503, "Injected fault")(scope, receive, send)
@@ -130,8 +215,11 @@ class ControlsMiddleware:
         return JSONResponse(self.error_body(status, message), status_code=status, headers=headers)
 
 
-def install_controls(app: FastAPI, state: SandboxState, error_body: ErrorBody) -> None:
-    """Add the fault middleware and the `/_sandbox/controls|counters` endpoints."""
+def install_controls(
+    app: FastAPI, state: SandboxState, error_body: ErrorBody, admit: Admit | None = None
+) -> None:
+    """Add the fault middleware and the `/_sandbox/controls|counters` endpoints; `admit`
+    is the emulator's own rate limit, consulted for every request but `/_sandbox` ones."""
 
     @app.get(f"{SANDBOX_PREFIX}/controls")
     async def read_controls() -> Controls:
@@ -153,4 +241,4 @@ def install_controls(app: FastAPI, state: SandboxState, error_body: ErrorBody) -
 
     # Outermost, like `@app.middleware("http")` was: it sees requests before the
     # emulator's own middleware (commercetools' bearer check) and every answer after.
-    app.add_middleware(ControlsMiddleware, state=state, error_body=error_body)
+    app.add_middleware(ControlsMiddleware, state=state, error_body=error_body, admit=admit)

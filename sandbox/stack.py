@@ -3,11 +3,14 @@
 Used by `./dev demo` and `./dev sandbox`, the integration tests and the benchmarks.
 Pub/Sub pushes to the event app exactly as in production: commercetools publishes to a
 topic, the simulator pushes the envelope to `POST /event`, and only 2xx acknowledges.
+NewStore enforces its documented rate limits, as the emulator does by default (20
+requests/s on `fulfill_order`, 100 calls/s for a development tenant: 429 with
+`Retry-After` beyond them); `newstore_controls` changes or turns them off.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,8 +137,13 @@ def running_stack(
     with_event_app: bool = True,
     with_job_app: bool = False,
     orders: OrderSettings | None = None,
+    newstore_controls: Mapping[str, Any] | None = None,
 ) -> Iterator[Stack]:
-    """Start everything on free loopback ports; stop it all when the block exits."""
+    """Start everything on free loopback ports; stop it all when the block exits.
+
+    `newstore_controls` are `EmulatorControls` of the NewStore emulator to start with, e.g.
+    `{"rate_limits": False}` or `{"fulfill_order_rate_limit": 50}`; by default its rate
+    limits are NewStore's own."""
     policy = policy or PubSubPolicy()
     with ExitStack() as running:
         pubsub_app = pubsub_simulator.create_app(
@@ -153,7 +161,7 @@ def running_stack(
             seed=catalog.commercetools_seed(),
         )
         newstore_app = newstore_emulator.create_app(
-            users=dict([NS_USER]), seed=catalog.newstore_seed()
+            users=dict([NS_USER]), seed=catalog.newstore_seed(), controls=newstore_controls
         )
         stack = Stack(
             ctp_url=running.enter_context(serve_in_thread(ctp_app)),

@@ -1,7 +1,8 @@
 """The FastAPI app of the NewStore emulator: `create_app` builds it over one `NewStoreEmulator`
 with the endpoints the connector uses (legacy and client-credentials tokens, Order Injection,
-stocked products, the Availabilities Export API) and the `_sandbox` endpoints, and the request
-helpers they share (forms, credentials, the bearer-token check, paging parameters).
+stocked products, the Availabilities Export API) behind NewStore's rate limits, and the
+`_sandbox` endpoints, and the request helpers they share (forms, credentials, the
+bearer-token check, paging parameters).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 from base64 import b64decode
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -97,8 +99,11 @@ def create_app(
     token_ttl_s: int = 72000,
     seed: dict[str, Any] | None = None,
     client_token_ttl_s: int | None = None,
+    controls: Mapping[str, Any] | None = None,
 ) -> FastAPI:
-    """Build an emulator app. `client_token_ttl_s` defaults to `token_ttl_s`."""
+    """Build an emulator app. `client_token_ttl_s` defaults to `token_ttl_s`; `controls`
+    changes the `EmulatorControls` defaults (NewStore's rate limits are on unless it turns
+    them off or changes them: `{"rate_limits": False}`, `{"tenant_rate_limit": 200}`)."""
     state = NewStoreEmulator(
         tenant,
         users if users is not None else {"sandbox-user": "sandbox-password"},
@@ -106,11 +111,13 @@ def create_app(
         token_ttl_s,
         client_token_ttl_s if client_token_ttl_s is not None else token_ttl_s,
     )
+    if controls:
+        state.controls = EmulatorControls.model_validate(dict(controls))
     if seed:
         apply_seed(state, SeedRequest.model_validate(seed))
     app = FastAPI(title="NewStore emulator", docs_url=f"{SANDBOX_PREFIX}/docs")
     app.state.emulator = state
-    install_controls(app, state.sandbox, error_body)
+    install_controls(app, state.sandbox, error_body, admit=state.limits.admit)
     _add_token_routes(app, state)
     _add_order_routes(app, state)
     _add_stock_routes(app, state)
@@ -277,7 +284,7 @@ def _add_sandbox_routes(app: FastAPI, state: NewStoreEmulator) -> None:
         return {"changed": changed, "revision": state.revision}
 
     @app.get(f"{SANDBOX_PREFIX}/state")
-    async def summary() -> dict[str, int]:
+    async def summary() -> dict[str, Any]:
         return {
             "orders": len(state.orders),
             "products": len(state.products),
@@ -285,7 +292,14 @@ def _add_sandbox_routes(app: FastAPI, state: NewStoreEmulator) -> None:
             "revision": state.revision,
             "exports": len(state.exports),
             "tokens": len(state.tokens),
+            "rate_limited": dict(state.limits.refused),
         }
+
+    @app.post(f"{SANDBOX_PREFIX}/limits/reset")
+    async def reset_limits() -> dict[str, Any]:
+        """Full budgets again (as after a long pause), and the refusal counts back to 0."""
+        state.limits.reset()
+        return {"rate_limited": dict(state.limits.refused)}
 
     @app.post(f"{SANDBOX_PREFIX}/reset")
     async def reset() -> dict[str, int]:

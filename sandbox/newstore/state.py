@@ -1,7 +1,7 @@
 """The state object of the NewStore emulator: one `NewStoreEmulator` holds all mutable state of
-one emulated tenant (tokens, injected orders, products, stock with its revisions, export jobs)
-and the operations the routes call, with the `EmulatorControls` behaviour switches. Nothing in
-it awaits, so concurrent identical injections cannot create two orders.
+one emulated tenant (tokens, injected orders, products, stock with its revisions, export jobs,
+its rate limits) and the operations the routes call, with the `EmulatorControls` behaviour
+switches. Nothing in it awaits, so concurrent identical injections cannot create two orders.
 """
 
 from __future__ import annotations
@@ -11,16 +11,17 @@ import math
 import secrets
 import time
 import uuid
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from sandbox.controls import SandboxState
+from sandbox.controls import RateAlgorithm, SandboxState
 from sandbox.newstore.errors import Rejected
 from sandbox.newstore.exports import ExportJob, encode_export, zip_export
+from sandbox.newstore.limits import DEVELOPMENT_TENANT_RATE, FULFILL_ORDER_RATE, NewStoreLimits
 from sandbox.newstore.validation import validate_order
 
 # Not documented: NewStore's guide only says injection answers 200 or 400, so a
@@ -54,6 +55,36 @@ class EmulatorControls(BaseModel):
         "NewStore integrations expect; off: it reports the current revision",
     )
     stocked_products_max_limit: int = Field(STOCKED_PRODUCTS_MAX_LIMIT, ge=1)
+    # NewStore's documented rate limits and the readings the emulator assumes where the
+    # documentation is silent: sandbox/newstore/limits.py.
+    rate_limits: bool = Field(
+        True, description="enforce the limits below (429 with Retry-After); false: none"
+    )
+    tenant_rate_limit: float | None = Field(
+        DEVELOPMENT_TENANT_RATE,
+        gt=0,
+        description="calls/s of the whole tenant, every endpoint: 100 for a development "
+        "tenant, 200 for production (docs.newstore.com/docs/rate-limits); null: none",
+    )
+    fulfill_order_rate_limit: float | None = Field(
+        FULFILL_ORDER_RATE,
+        gt=0,
+        description="requests/s of POST /v0/d/fulfill_order (its Swagger description); null: none",
+    )
+    rate_limit_algorithm: RateAlgorithm = Field(
+        "token_bucket",
+        description="token_bucket: rate x window requests may arrive at once, refilled "
+        "continuously; fixed_window: at most rate x window per window of the clock",
+    )
+    rate_limit_window_s: float = Field(
+        1.0, gt=0, description="the bucket's depth, or the window's length, in seconds"
+    )
+    rate_limit_retry_after_s: float | None = Field(
+        None,
+        ge=0,
+        description="Retry-After of a 429; null: the seconds until the request would have "
+        "been admitted, rounded up to a whole second",
+    )
 
 
 @dataclass(slots=True)
@@ -82,6 +113,9 @@ class NewStoreEmulator:
         self.client_token_ttl_s = client_token_ttl_s
         self.sandbox = SandboxState()
         self.controls = EmulatorControls()
+        # The rate limits' clock: a test may replace it to count 429s without timing them.
+        self.clock: Callable[[], float] = time.monotonic
+        self.limits = NewStoreLimits(lambda: self.controls, lambda: self.clock())
         self.catalog_name = "storefront-catalog-en"
         self.catalog_locale = "en-us"
         self.tokens: dict[str, float] = {}  # token -> monotonic expiry

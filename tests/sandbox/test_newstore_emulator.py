@@ -546,6 +546,8 @@ async def test_concurrent_identical_injections_make_one_order(
     client: httpx.AsyncClient, emulator: NewStoreEmulator
 ) -> None:
     emulator.sandbox.controls.latency_ms = 5  # let the requests overlap
+    # About idempotency, not the rate limit: 25 at once is beyond fulfill_order's 20/s.
+    emulator.controls.rate_limits = False
     replies = await asyncio.gather(
         *(client.post("/v0/d/fulfill_order", json=order_payload()) for _ in range(25))
     )
