@@ -75,6 +75,9 @@ REDELIVERY_DELAY_S = 0.1
 # offered rate: seconds) after the first.
 LATER_DUPLICATE_SPREAD = (2, 8)
 LIMITED_INJECTION = "POST /v0/d/fulfill_order (rate limited)"
+# The open loop reuses a connection only this long after its last answer: uvicorn closes
+# idle keep-alive connections after 5 s.
+IDLE_CONNECTION_S = 4.0
 
 TARGETS = {"p99_ms": 300.0, "upstream_requests_per_order": 3.0}
 # Saturated, the app should hold this share of NewStore's 20/s; at an offered rate, this
@@ -190,17 +193,25 @@ async def push_paced(
     one, however long the earlier deliveries take."""
     parts = urlsplit(event_url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    idle: list[HttpConnection] = []
+    idle: list[tuple[float, HttpConnection]] = []  # (last used, connection), newest last
     result = LoadResult(wall_s=0.0)
     times = _send_times(schedule, rate, poisson)
 
+    async def connection() -> HttpConnection:
+        while idle:
+            used, reusable = idle.pop()
+            if time.perf_counter() - used < IDLE_CONNECTION_S:
+                return reusable
+            await reusable.close()  # the server may have closed it already
+        return HttpConnection(host, port)
+
     async def send(at: float, delivery: Delivery) -> None:
         await asyncio.sleep(max(0.0, at - (time.perf_counter() - started)))
-        connection = idle.pop() if idle else HttpConnection(host, port)
+        chosen = await connection()
         try:
-            outcome = await _push(connection, delivery, result, since=started + at)
+            outcome = await _push(chosen, delivery, result, since=started + at)
         finally:
-            idle.append(connection)
+            idle.append((time.perf_counter(), chosen))
         if outcome is not None:
             result.outcomes.append(outcome)
 
@@ -209,8 +220,8 @@ async def push_paced(
     result.wall_s = time.perf_counter() - started
     for outcome in result.outcomes:
         outcome.finished_s -= started
-    for connection in idle:
-        await connection.close()
+    for _, unused in idle:
+        await unused.close()
     return result
 
 
@@ -273,8 +284,13 @@ def newstore_limits(newstore_url: str) -> dict[str, Any]:
     reply = httpx.get(f"{newstore_url}/_sandbox/emulator-controls", trust_env=False)
     reply.raise_for_status()
     controls = reply.json()
-    names = ("rate_limits", "tenant_rate_limit", "fulfill_order_rate_limit")
-    names += ("rate_limit_algorithm", "rate_limit_window_s")
+    names = (
+        "rate_limits",
+        "tenant_rate_limit",
+        "fulfill_order_rate_limit",
+        "rate_limit_algorithm",
+        "rate_limit_window_s",
+    )
     return {name: controls[name] for name in names}
 
 

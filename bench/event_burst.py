@@ -340,8 +340,14 @@ def configure_newstore(newstore_url: str, args: argparse.Namespace) -> Json:
     reply = httpx.patch(f"{newstore_url}/_sandbox/emulator-controls", json=changes, trust_env=False)
     reply.raise_for_status()
     controls = reply.json()
-    keys = ("rate_limits", "tenant_rate_limit", "fulfill_order_rate_limit")
-    keys += ("rate_limit_algorithm", "rate_limit_window_s", "rate_limit_retry_after_s")
+    keys = (
+        "rate_limits",
+        "tenant_rate_limit",
+        "fulfill_order_rate_limit",
+        "rate_limit_algorithm",
+        "rate_limit_window_s",
+        "rate_limit_retry_after_s",
+    )
     return {key: controls[key] for key in keys}
 
 
