@@ -19,6 +19,7 @@ import pytest
 from connector.commercetools import CommercetoolsClient
 from connector.http import RetryPolicy
 from connector.newstore import NewStoreClient
+from connector.ratelimit import RateGate
 from connector.settings import CommercetoolsSettings, NewStoreSettings
 from event import handler as handler_module
 from event.handler import DeliveryOutcome, OrderInjector, PreparedOrder
@@ -115,8 +116,11 @@ async def build(
     fake: FakeUpstreams,
     ctp_settings: CommercetoolsSettings,
     ns_settings: NewStoreSettings,
+    gate: RateGate | None = None,
     **settings: Any,
 ) -> OrderInjector:
+    """An injector over the fakes; `gate` paces fulfill_order as the app's does."""
+    hooks = gate.event_hooks() if gate else {}
     ctp = CommercetoolsClient(
         ctp_settings,
         http=httpx.AsyncClient(transport=httpx.MockTransport(fake.ctp)),
@@ -124,10 +128,12 @@ async def build(
     )
     newstore = NewStoreClient(
         ns_settings,
-        http=httpx.AsyncClient(transport=httpx.MockTransport(fake.newstore)),
+        http=httpx.AsyncClient(transport=httpx.MockTransport(fake.newstore), event_hooks=hooks),
         retry=FAST_RETRY,
     )
-    injector = OrderInjector(ctp, newstore, OrderSettings(**settings), shop="storefront")
+    injector = OrderInjector(
+        ctp, newstore, OrderSettings(**settings), shop="storefront", inject_gate=gate
+    )
 
     async def payload(order_id: str) -> PreparedOrder:
         """The order read, without the mapping (tested on its own)."""

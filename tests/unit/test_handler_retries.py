@@ -7,25 +7,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
 
-from connector.commercetools import CommercetoolsClient
-from connector.newstore import NewStoreClient
 from connector.ratelimit import RateGate
-from connector.settings import CommercetoolsSettings, NewStoreSettings
-from event.handler import TRANSIENT_RECORD_EVERY_S, DeliveryOutcome, OrderInjector, PreparedOrder
-from event.settings import OrderSettings
+from event.handler import TRANSIENT_RECORD_EVERY_S, DeliveryOutcome, OrderInjector
 from tests.unit.test_handler_outcomes import (
-    FAST_RETRY,
     INJECTION,
     ORDER_ID,
     ORDER_READ,
     RECORD_READ,
     RECORD_WRITE,
     FakeUpstreams,
+    build,
 )
 
 THROTTLED = httpx.Response(429, headers={"Retry-After": "30"}, json={"error_code": "throttled"})
@@ -34,36 +29,6 @@ OTHER_ORDER = "1f0c8a4e-6f0e-4a9b-9d55-3f2b1c7e8a90"
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-async def build(
-    fake: FakeUpstreams,
-    ctp_settings: CommercetoolsSettings,
-    ns_settings: NewStoreSettings,
-    gate: RateGate | None = None,
-    **settings: Any,
-) -> OrderInjector:
-    hooks = gate.event_hooks() if gate else {}
-    ctp = CommercetoolsClient(
-        ctp_settings,
-        http=httpx.AsyncClient(transport=httpx.MockTransport(fake.ctp)),
-        retry=FAST_RETRY,
-    )
-    newstore = NewStoreClient(
-        ns_settings,
-        http=httpx.AsyncClient(transport=httpx.MockTransport(fake.newstore), event_hooks=hooks),
-        retry=FAST_RETRY,
-    )
-    injector = OrderInjector(
-        ctp, newstore, OrderSettings(**settings), shop="storefront", inject_gate=gate
-    )
-
-    async def payload(order_id: str) -> PreparedOrder:
-        await injector.ctp.get_order(order_id)
-        return PreparedOrder({"external_id": order_id, "shop": "storefront"})
-
-    injector._payload = payload  # type: ignore[method-assign]
-    return injector
 
 
 @pytest.fixture
