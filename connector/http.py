@@ -252,6 +252,31 @@ class UpstreamClient:
         do)."""
         await self._bearer.token()
 
+    ready_timeout: ClassVar[httpx.Timeout] = httpx.Timeout(3.0)
+
+    def probe_url(self) -> str:
+        """Where `check_ready` asks whether the API host answers at all (no token sent)."""
+        raise NotImplementedError
+
+    async def check_ready(self) -> None:
+        """Readiness: the API hands out a token (a cached one will do) and its host answers.
+
+        A cached token says nothing about the API host now (commercetools' API and auth
+        hosts differ), so one unsigned GET, once, short timeout, no retries: any answer but
+        a 5xx means reachable (a 401 or 404 is expected; the request carries no token)."""
+        await self.ensure_token()
+        try:
+            response = await self.http.get(self.probe_url(), timeout=self.ready_timeout)
+        except httpx.TransportError as error:
+            raise network_error(self.service, error) from None
+        if response.status_code >= 500:
+            raise UpstreamError(
+                self.service,
+                "API host answers with an error",
+                status=response.status_code,
+                transient=True,
+            )
+
     async def send(
         self,
         method: str,

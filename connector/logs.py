@@ -1,4 +1,8 @@
-"""Structured JSON logs, one object per line, with Cloud Logging's field names."""
+"""Structured JSON logs, one object per line, with Cloud Logging's field names.
+
+The standard library's loggers (uvicorn's, httpx's) go through the same renderer, so even
+a server's start-up and shutdown lines are JSON, and a traceback is a field of one line.
+"""
 
 from __future__ import annotations
 
@@ -27,8 +31,30 @@ def configure_logging(level: str = "INFO") -> None:
     if _configured:
         return
     _configured = True
-    logging.basicConfig(stream=sys.stdout, level=level, format="%(message)s")
-    # httpx logs every request at INFO, as plain text; the delivery line says what matters.
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.contextvars.merge_contextvars,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", key="time"),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                _cloud_logging_names,
+                structlog.processors.JSONRenderer(sort_keys=False),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error"):  # uvicorn's own handlers would print text
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True
+    # httpx logs every request at INFO; the delivery line says what matters.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     structlog.configure(
         processors=[

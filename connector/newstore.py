@@ -96,6 +96,9 @@ class NewStoreClient(UpstreamClient):
         self.base_url = settings.api_base
         super().__init__(http, retry)
 
+    def probe_url(self) -> str:
+        return f"{self.base_url}/"  # unsigned: any answer below 500 means reachable
+
     async def _fetch_token(self) -> Token:
         settings = self.settings
         if settings.uses_client_credentials:

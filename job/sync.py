@@ -189,8 +189,8 @@ class InventorySync:
         self.cursors = CursorStore(clients.ctp, settings.lease_container)
 
     async def ready(self) -> None:
-        await self.clients.ctp.ensure_token()
-        await self.clients.newstore.ensure_token()
+        await self.clients.ctp.check_ready()
+        await self.clients.newstore.check_ready()
 
     async def aclose(self) -> None:
         await self.clients.aclose()
