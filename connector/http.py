@@ -61,9 +61,16 @@ class UpstreamError(Exception):
         self.kind = kind
         # At most this many in-request retries for this kind of failure (None: the policy's).
         self.retries = retries
+        # The host that failed or answered (set where the request is known), for operators.
+        self.host: str | None = None
 
     def as_record(self) -> dict[str, Any]:
         return {"service": self.service, "status": self.status, "message": self.message}
+
+    def one_line(self) -> str:
+        """What failed, where and how, for a person: the message, the host if not in it."""
+        text = str(self)
+        return text if not self.host or self.host in text else f"{text} from {self.host}"
 
 
 class NotFoundError(UpstreamError):
@@ -331,7 +338,9 @@ class UpstreamClient:
             return response
         if bearer is not None and response.status_code in self.block_statuses:
             self._block(response.status_code)
-        raise self.parse_error(response)
+        refused = self.parse_error(response)
+        refused.host = refused.host or response.request.url.host
+        raise refused
 
     def _block(self, status: int) -> None:
         """The auth flow already refreshed the token and resent: pause the signed calls."""
@@ -445,7 +454,7 @@ def network_error(service: str, error: httpx.TransportError) -> UpstreamError:
     api.example.com:443`; never the request's headers or body."""
     kind = network_kind(error)
     text, retries = NETWORK_KINDS[kind]
-    return UpstreamError(
+    failed = UpstreamError(
         service,
         f"{text} {_host(error)}",
         transient=True,
@@ -453,6 +462,8 @@ def network_error(service: str, error: httpx.TransportError) -> UpstreamError:
         kind=kind,
         retries=retries,
     )
+    failed.host = _host(error)
+    return failed
 
 
 def classify_status(status: int, retry_statuses: frozenset[int]) -> dict[str, Any]:
@@ -482,13 +493,15 @@ async def post_token_form(
     if response.is_success:
         return token_from_response(response.json())
     flags = classify_status(response.status_code, frozenset({429, 500, 502, 503, 504}))
-    raise UpstreamError(
+    refused = UpstreamError(
         service,
         f"token request refused ({_short_reason(response)})",
         status=response.status_code,
         retry_after_s=retry_after_seconds(response),
         **flags,
     )
+    refused.host = httpx.URL(url).host
+    raise refused
 
 
 def _short_reason(response: httpx.Response) -> str:

@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -25,13 +25,15 @@ def _cloud_logging_names(
     return event
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Idempotent: the apps, the CLI and the tests may all call it."""
+def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Idempotent: the apps, the CLI and the tests may all call it. `stream`: stdout unless
+    given (the CLI logs to stderr, so that its stdout stays data)."""
     global _configured
     if _configured:
         return
     _configured = True
-    handler = logging.StreamHandler(sys.stdout)
+    stream = stream or sys.stdout
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[
@@ -66,7 +68,7 @@ def configure_logging(level: str = "INFO") -> None:
             structlog.processors.JSONRenderer(sort_keys=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=True,
     )
 
