@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings
 from cli.common import out, print_json, run
 from connector import deploy
 from connector.commercetools import CommercetoolsClient
-from connector.settings import Settings, settings_config
+from connector.settings import ConfigError, Settings, check_all, settings_config
 
 JSON = typer.Option(False, "--json", help="print JSON instead of a sentence")
 
@@ -42,11 +42,19 @@ def post_deploy_command(as_json: bool = JSON) -> None:
 
     async def post_deploy(settings: Settings) -> deploy.DeployResult:
         env = deploy_environment()
-        deploy.subscription_draft(env)  # a missing topic is named before any request
+        # every missing variable at once, the topic's and the API's, before any request
+        check_all(lambda: settings.commercetools, lambda: _destination(env))
         async with CommercetoolsClient(settings.commercetools) as ctp:
             return await deploy.post_deploy(ctp, env)
 
     _report(run(post_deploy), as_json)
+
+
+def _destination(env: dict[str, str]) -> None:
+    try:
+        deploy.subscription_draft(env)
+    except deploy.DeployConfigError as error:
+        raise ConfigError(str(error)) from None
 
 
 def pre_undeploy_command(as_json: bool = JSON) -> None:

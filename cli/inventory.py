@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from types import TracebackType
 from typing import Any
 
@@ -86,7 +87,8 @@ def sync(
         check_all(settings.validate_all, load_inventory_settings)
         sync = build_sync(settings, load_inventory_settings())
         try:
-            with ProgressBars(err(), shown=not as_json) as bars:  # stdout stays the summary
+            shown = not as_json and sys.stderr.isatty()  # bars on stderr: stdout stays the summary
+            with ProgressBars(err(), shown) as bars:
                 return await sync.run(dry_run, bars)
         finally:
             await sync.aclose()

@@ -260,5 +260,10 @@ def _why(summary: dict[str, Any]) -> str:
     error = summary.get("error") or {}
     parts = [summary["outcome"], summary.get("reason")]
     if isinstance(error, dict):
-        parts.append(error.get("message") or error.get("error_code"))
-    return ": ".join(str(p) for p in parts if p)
+        parts += [error.get("service"), error.get("message") or error.get("error_code")]
+    text = ": ".join(str(p) for p in parts if p)
+    if isinstance(error, dict) and error.get("status"):
+        text += f" (HTTP {error['status']})"
+    if isinstance(error, dict) and error.get("host") and str(error["host"]) not in text:
+        text += f" from {error['host']}"
+    return text

@@ -65,7 +65,8 @@ class UpstreamError(Exception):
         self.host: str | None = None
 
     def as_record(self) -> dict[str, Any]:
-        return {"service": self.service, "status": self.status, "message": self.message}
+        record = {"service": self.service, "status": self.status, "message": self.message}
+        return record | ({"host": self.host} if self.host else {})
 
     def one_line(self) -> str:
         """What failed, where and how, for a person: the message, the host if not in it."""

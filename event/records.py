@@ -100,9 +100,7 @@ class OrderRecords:
                 "updated_at": now_iso(),
             }
             try:
-                await self.ctp.put_custom_object(
-                    self.container, order_id, value, stored["version"]
-                )
+                await self.ctp.put_custom_object(self.container, order_id, value, stored["version"])
                 return value
             except CommercetoolsError as error:
                 if "ConcurrentModification" not in error.codes:

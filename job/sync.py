@@ -203,7 +203,7 @@ class InventorySync:
                 self._dry_run(started, progress) if dry_run else self._leased(started, progress)
             )
         except UpstreamError as error:
-            report = SyncReport(Status.ERROR, error=str(error))
+            report = SyncReport(Status.ERROR, error=error.one_line())
         report.duration_s = time.monotonic() - started
         after = self.clients.request_counts()
         report.requests = {name: after[name] - before[name] for name in after}
