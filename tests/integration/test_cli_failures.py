@@ -3,16 +3,18 @@ naming what failed, a non-zero exit code, no traceback, and no secret anywhere."
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
 from sandbox.server import free_port
-from sandbox.stack import CTP_CLIENT, NS_USER, Stack
+from sandbox.stack import CTP_CLIENT, NS_USER, PROJECT_KEY, Stack
 from tests.helpers import store_order
 
 runner = CliRunner()
@@ -161,4 +163,77 @@ def test_a_dismissed_record_stays_but_is_no_longer_failed(
     assert '"dismissed_reason": "mistyped id"' in shown.stdout
     assert '"status": "dismissed"' in shown.stdout
     assert again.exit_code == 1 and "is dismissed, not failed or retrying" in again.stderr
-    assert store_order  # the helper module is shared with the other CLI tests
+
+
+CONTAINER = "newstore-connector-orders"
+
+
+def seed_records(stack: Stack, status: str, count: int, prefix: str) -> list[str]:
+    keys = [f"{prefix}{i:07d}-7d4e-4f4e-9a39-3f1e1f4c0d11" for i in range(count)]  # UUID-long
+    value = {"status": status, "reason": "order_not_found", "attempts": 1}
+    objects = [{"container": CONTAINER, "key": k, "value": {"order_id": k, **value}} for k in keys]
+    stack.ctp.seed({"customObjects": objects})
+    return keys
+
+
+def custom_object_queries(stack: Stack) -> int:
+    by_endpoint = httpx.get(f"{stack.ctp_url}/_sandbox/counters").json()["by_endpoint"]
+    return sum(n for k, n in by_endpoint.items() if k.startswith(f"GET /{PROJECT_KEY}/custom-"))
+
+
+def test_listing_pages_past_500_and_the_count_line_honours_the_limit(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in stack.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("COLUMNS", "80")  # what a CI log or a pipe would say
+    failed = seed_records(stack, "failed", 1203, "f")
+    retrying = seed_records(stack, "retrying", 7, "r")
+    seed_records(stack, "dismissed", 3, "d")
+    httpx.post(f"{stack.ctp_url}/_sandbox/counters/reset")
+
+    listing = ["orders", "list", "--status", "failed", "--all", "--limit", "500", "--json"]
+    everything = runner.invoke(app, listing)
+    queries = custom_object_queries(stack)
+    first = runner.invoke(app, ["orders", "list", "--limit", "500"])
+    both = runner.invoke(app, ["orders", "list", "--status", "all", "--all", "--json"])
+
+    listed = [r["order_id"] for r in json.loads(everything.stdout)["records"]]
+    assert listed == failed  # all 1,203, in key order, none twice
+    assert queries == 3  # 500 + 500 + 203
+    assert f"500 failed record(s); more after {failed[499]}" in first.stdout
+    assert failed[0] in first.stdout and failed[499] in first.stdout  # ids whole, piped
+    assert failed[500] not in first.stdout
+    both_ids = {r["order_id"] for r in json.loads(both.stdout)["records"]}
+    assert both_ids == {*failed, *retrying}  # dismissed ones are not failures any more
+
+
+def test_replay_failed_pages_and_stays_under_the_newstore_rate_limit(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in stack.env().items():
+        monkeypatch.setenv(name, value)
+    orders = [store_order(stack, n) for n in range(1, 31)]
+    value = {"status": "failed", "reason": "transient_failure_parked", "attempts": 3}
+    stack.ctp.seed(
+        {
+            "customObjects": [
+                {"container": CONTAINER, "key": o, "value": {"order_id": o, **value}}
+                for o in orders
+            ]
+        }
+    )
+    monkeypatch.setenv("NEW_STORE_INJECT_RATE", "20")
+
+    result = runner.invoke(
+        app, ["orders", "replay-failed", "--limit", "7", "--concurrency", "16", "--json"]
+    )
+
+    assert result.exit_code == 0, result.output
+    summaries = json.loads(result.stdout)
+    assert sorted(s["order_id"] for s in summaries) == sorted(orders)  # five pages, each once
+    assert all(s["outcome"] == "injected" for s in summaries)
+    counters = httpx.get(f"{stack.newstore_url}/_sandbox/counters").json()["by_endpoint"]
+    injections = {k: v for k, v in counters.items() if "fulfill_order" in k}
+    assert sum(injections.values()) == 30  # one each, no 429 (it would be counted apart)
+    assert not any("rate limited" in k for k in injections)
