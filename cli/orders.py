@@ -32,14 +32,14 @@ class Listed(StrEnum):
     FAILED = "failed"
     RETRYING = "retrying"
     DISMISSED = "dismissed"
-    ALL = "all"  # every record that needs or had a person's attention: failed and retrying
+    ALL = "all"  # every record, successes included
 
 
 STATUSES = {
     Listed.FAILED: [RecordStatus.FAILED],
     Listed.RETRYING: [RecordStatus.RETRYING],
     Listed.DISMISSED: [RecordStatus.DISMISSED],
-    Listed.ALL: [RecordStatus.FAILED, RecordStatus.RETRYING],
+    Listed.ALL: [],  # no filter
 }
 
 JSON = typer.Option(False, "--json", help="print JSON instead of a table")
@@ -98,7 +98,7 @@ def orders_list(
     all_pages: bool = ALL_PAGES,
     as_json: bool = JSON,
 ) -> None:
-    """List injection records: failed (the default), retrying, dismissed, or all failures."""
+    """List injection records: failed (the default), retrying, dismissed, or all of them."""
     listed, next_after = run(_collect(STATUSES[status], limit, after, all_pages))
     if as_json:
         print_json({"records": listed, "next_after": next_after})

@@ -97,7 +97,9 @@ class NewStoreClient(UpstreamClient):
         super().__init__(http, retry)
 
     def probe_url(self) -> str:
-        return f"{self.base_url}/"  # unsigned: any answer below 500 means reachable
+        # assumption: the tenant host answers an unsigned GET / below 500 (a 401, 403 or 404)
+        # whenever its API is up (docs.newstore.net is silent on the root path).
+        return f"{self.base_url}/"
 
     async def _fetch_token(self) -> Token:
         settings = self.settings

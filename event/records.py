@@ -65,7 +65,8 @@ class OrderRecords:
     async def page(
         self, statuses: Sequence[str], limit: int = 100, after: str | None = None
     ) -> RecordPage:
-        """One page of records in these statuses, by key, after the key `after`.
+        """One page of records in these statuses (every record when empty), by key, after
+        the key `after`.
 
         Keyset paging (`key > after`, sorted by key) rather than offsets: it goes past
         commercetools' 10,000 offset limit, and records that change status between pages
@@ -73,7 +74,7 @@ class OrderRecords:
         if not 1 <= limit <= MAX_PAGE:
             raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
         names = ", ".join(f'"{_quoted(status)}"' for status in statuses)
-        where = [f"value(status in ({names}))"]
+        where = [f"value(status in ({names}))"] if statuses else []
         if after is not None:
             where.append(f'key > "{_quoted(after)}"')
         objects = await self.ctp.query_custom_objects(self.container, where=where, limit=limit)
