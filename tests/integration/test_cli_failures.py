@@ -3,16 +3,19 @@ naming what failed, a non-zero exit code, no traceback, and no secret anywhere."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from event.handler import OrderInjector
 from sandbox.server import free_port
 from sandbox.stack import CTP_CLIENT, NS_USER, PROJECT_KEY, Stack
 from tests.helpers import store_order
@@ -239,3 +242,36 @@ def test_replay_failed_pages_and_stays_under_the_newstore_rate_limit(
     injections = {k: v for k, v in counters.items() if "fulfill_order" in k}
     assert sum(injections.values()) == 30  # one each, no 429 (it would be counted apart)
     assert not any("rate limited" in k for k in injections)
+
+
+def test_replay_failed_keeps_at_most_concurrency_replays_in_flight(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in stack.env().items():
+        monkeypatch.setenv(name, value)
+    orders = [store_order(stack, n) for n in range(1, 13)]
+    value = {"status": "failed", "reason": "transient_failure_parked", "attempts": 1}
+    objects = [
+        {"container": CONTAINER, "key": o, "value": {"order_id": o, **value}} for o in orders
+    ]
+    stack.ctp.seed({"customObjects": objects})
+    in_flight, most = 0, 0
+    original = OrderInjector.inject
+
+    async def counting(self: OrderInjector, *args: Any, **kwargs: Any) -> Any:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        try:
+            await asyncio.sleep(0.02)  # let the others start, if the bound lets them
+            return await original(self, *args, **kwargs)
+        finally:
+            in_flight -= 1
+
+    monkeypatch.setattr(OrderInjector, "inject", counting)
+
+    result = runner.invoke(app, ["orders", "replay-failed", "--concurrency", "3", "--json"])
+
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)) == 12
+    assert most == 3
