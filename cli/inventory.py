@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from types import TracebackType
 from typing import Any
 
@@ -18,8 +19,8 @@ from rich.progress import (
 from rich.progress import Progress as RichBars
 from rich.table import Table
 
-from cli.common import console, run
-from connector.settings import Settings
+from cli.common import EXIT_FAILED, EXIT_UPSTREAM, err, fail, out, print_json, run
+from connector.settings import Settings, check_all
 from job.settings import load_inventory_settings
 from job.sync import Status, SyncReport, build_sync
 
@@ -47,7 +48,7 @@ FAILED_SHOWN = 20
 class ProgressBars:
     """`job.bounded.Progress` drawn as rich progress bars, one per phase."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, shown: bool = True) -> None:
         self._bars = RichBars(
             SpinnerColumn(),
             TextColumn("{task.description:<28}"),
@@ -55,6 +56,7 @@ class ProgressBars:
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             console=console,
+            disable=not shown,
         )
         self._tasks: dict[str, TaskID] = {}
 
@@ -77,26 +79,40 @@ def sync(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="read both sides and print the plan; write nothing"
     ),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Run one inventory sync (the same as the job app's POST /job)."""
 
     async def sync_once(settings: Settings) -> SyncReport:
+        check_all(settings.validate_all, load_inventory_settings)
         sync = build_sync(settings, load_inventory_settings())
         try:
-            with ProgressBars(console) as bars:
+            shown = not as_json and sys.stderr.isatty()  # bars on stderr: stdout stays the summary
+            with ProgressBars(err(), shown) as bars:
                 return await sync.run(dry_run, bars)
         finally:
             await sync.aclose()
 
     report = run(sync_once)
-    console.print(summary_table(report.summary()))
-    if report.sample is not None:
-        console.print(sample_table(report.sample))
-    if report.failed:
-        console.print(failed_table(report.summary()["failed"][:FAILED_SHOWN]))
+    summary = report.summary()
+    if as_json:
+        print_json({**summary, "sample": report.sample})
+    else:
+        console = out()
+        console.print(summary_table(summary))
+        if report.sample is not None:
+            console.print(sample_table(report.sample))
+        if report.failed:
+            console.print(failed_table(summary["failed"][:FAILED_SHOWN]))
+    if report.status is Status.ERROR:  # could not run: an upstream down or refusing
+        fail(f"inventory sync: {summary.get('error') or 'failed'}", EXIT_UPSTREAM)
     ended_well = report.status in (Status.OK, Status.DRY_RUN, Status.SKIPPED)
     if not ended_well or report.failed:
-        raise typer.Exit(1)
+        fail(
+            f"inventory sync {report.status.value}: {summary['failed_total']} SKU(s) failed, "
+            f"{summary['remaining']} remaining",
+            EXIT_FAILED,
+        )
 
 
 def summary_table(summary: dict[str, Any]) -> Table:

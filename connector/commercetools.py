@@ -99,6 +99,9 @@ class CommercetoolsClient(UpstreamClient):
         self.project_url = f"{settings.api_base}/{settings.project_key}"
         super().__init__(http, retry)
 
+    def probe_url(self) -> str:
+        return self.project_url  # unsigned: 401 from a reachable API
+
     async def _fetch_token(self) -> Token:
         data = {"grant_type": "client_credentials"}
         if self.settings.scope:

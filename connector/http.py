@@ -10,6 +10,8 @@ token and, on an auth failure, refreshes it and resends once.
 from __future__ import annotations
 
 import asyncio
+import socket
+import ssl
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
@@ -22,7 +24,6 @@ from httpx_aiohttp import AiohttpTransport
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
-    retry_if_exception,
     stop_after_attempt,
     stop_before_delay,
     wait_exponential_jitter,
@@ -46,6 +47,8 @@ class UpstreamError(Exception):
         transient: bool = False,
         retry_now: bool = False,
         retry_after_s: float | None = None,
+        kind: str = "http",
+        retries: int | None = None,
     ) -> None:
         super().__init__(f"{service}: {message}" + (f" (HTTP {status})" if status else ""))
         self.service = service
@@ -54,9 +57,21 @@ class UpstreamError(Exception):
         self.transient = transient
         self.retry_now = retry_now
         self.retry_after_s = retry_after_s
+        # What failed: "http" (an answer), or the network failure's kind (NETWORK_KINDS).
+        self.kind = kind
+        # At most this many in-request retries for this kind of failure (None: the policy's).
+        self.retries = retries
+        # The host that failed or answered (set where the request is known), for operators.
+        self.host: str | None = None
 
     def as_record(self) -> dict[str, Any]:
-        return {"service": self.service, "status": self.status, "message": self.message}
+        record = {"service": self.service, "status": self.status, "message": self.message}
+        return record | ({"host": self.host} if self.host else {})
+
+    def one_line(self) -> str:
+        """What failed, where and how, for a person: the message, the host if not in it."""
+        text = str(self)
+        return text if not self.host or self.host in text else f"{text} from {self.host}"
 
 
 class NotFoundError(UpstreamError):
@@ -147,7 +162,7 @@ class RetryPolicy:
 
     def retrying(self) -> AsyncRetrying:
         return AsyncRetrying(
-            retry=retry_if_exception(lambda e: isinstance(e, UpstreamError) and e.retry_now),
+            retry=_worth_retrying,
             stop=stop_after_attempt(self.max_attempts) | stop_before_delay(self.budget_s),
             wait=self._wait,
             reraise=True,
@@ -161,6 +176,14 @@ class RetryPolicy:
             multiplier=self.initial_backoff_s, max=self.max_backoff_s, jitter=self.initial_backoff_s
         )
         return float(backoff(state))
+
+
+def _worth_retrying(state: RetryCallState) -> bool:
+    error = state.outcome.exception() if state.outcome else None
+    if not isinstance(error, UpstreamError) or not error.retry_now:
+        return False
+    # attempt_number counts the attempt that just failed: retries so far = attempt_number - 1
+    return error.retries is None or state.attempt_number <= error.retries
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -237,6 +260,31 @@ class UpstreamClient:
         do)."""
         await self._bearer.token()
 
+    ready_timeout: ClassVar[httpx.Timeout] = httpx.Timeout(3.0)
+
+    def probe_url(self) -> str:
+        """Where `check_ready` asks whether the API host answers at all (no token sent)."""
+        raise NotImplementedError
+
+    async def check_ready(self) -> None:
+        """Readiness: the API hands out a token (a cached one will do) and its host answers.
+
+        A cached token says nothing about the API host now (commercetools' API and auth
+        hosts differ), so one unsigned GET, once, short timeout, no retries: any answer but
+        a 5xx means reachable (a 401 or 404 is expected; the request carries no token)."""
+        await self.ensure_token()
+        try:
+            response = await self.http.get(self.probe_url(), timeout=self.ready_timeout)
+        except httpx.TransportError as error:
+            raise network_error(self.service, error) from None
+        if response.status_code >= 500:
+            raise UpstreamError(
+                self.service,
+                "API host answers with an error",
+                status=response.status_code,
+                transient=True,
+            )
+
     async def send(
         self,
         method: str,
@@ -291,7 +339,9 @@ class UpstreamClient:
             return response
         if bearer is not None and response.status_code in self.block_statuses:
             self._block(response.status_code)
-        raise self.parse_error(response)
+        refused = self.parse_error(response)
+        refused.host = refused.host or response.request.url.host
+        raise refused
 
     def _block(self, status: int) -> None:
         """The auth flow already refreshed the token and resent: pause the signed calls."""
@@ -348,9 +398,73 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+# A network failure, as told apart for an operator: (kind, what to print, in-request retries).
+# None: the policy's bound. Why these bounds: a refused connection or a DNS/TLS failure
+# answers in milliseconds and will answer the same a second later (a host that is down, a
+# mistyped URL, a bad certificate), so retrying it for seconds only delays the report (the
+# job took 6.6 s to give up on a refused port); one retry covers a server that is restarting.
+# The work is not dropped either way: the error stays transient, so Pub/Sub redelivers and
+# the next cron run syncs.
+NETWORK_KINDS: dict[str, tuple[str, int | None]] = {
+    "connection_refused": ("connection refused by", 1),
+    "dns": ("DNS lookup failed for", 0),
+    "tls": ("TLS handshake failed with", 0),
+    "timeout": ("timed out waiting for", None),
+    "connection_reset": ("connection reset by", None),
+    "network": ("network error talking to", None),
+}
+
+
+def network_kind(error: BaseException) -> str:
+    """Which network failure `error` is, from its cause chain: the aiohttp transport maps
+    every connection error to `httpx.ConnectTimeout`, so its type alone would say timeout."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = error
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    # the innermost cause is the most precise one
+    for cause in reversed(chain):
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection_refused"
+        if isinstance(cause, socket.gaierror) or type(cause).__name__ == "ClientConnectorDNSError":
+            return "dns"
+        if isinstance(cause, ssl.SSLError | ssl.CertificateError):
+            return "tls"
+        if isinstance(cause, ConnectionResetError):
+            return "connection_reset"
+    for cause in reversed(chain):
+        name = type(cause).__name__
+        if "SSL" in name or "Certificate" in name:
+            return "tls"
+        if isinstance(cause, TimeoutError | asyncio.TimeoutError) or "Timeout" in name:
+            return "timeout"
+    return "network"
+
+
+def _host(error: httpx.TransportError) -> str:
+    try:
+        url = error.request.url
+    except RuntimeError:  # raised without a request
+        return "?"
+    return f"{url.host}:{url.port}" if url.port else url.host
+
+
 def network_error(service: str, error: httpx.TransportError) -> UpstreamError:
-    kind = "timeout" if isinstance(error, httpx.TimeoutException) else "network error"
-    return UpstreamError(service, f"{kind}: {type(error).__name__}", transient=True, retry_now=True)
+    """One line that says what failed and where: e.g. `commercetools: connection refused by
+    api.example.com:443`; never the request's headers or body."""
+    kind = network_kind(error)
+    text, retries = NETWORK_KINDS[kind]
+    failed = UpstreamError(
+        service,
+        f"{text} {_host(error)}",
+        transient=True,
+        retry_now=True,
+        kind=kind,
+        retries=retries,
+    )
+    failed.host = _host(error)
+    return failed
 
 
 def classify_status(status: int, retry_statuses: frozenset[int]) -> dict[str, Any]:
@@ -380,13 +494,15 @@ async def post_token_form(
     if response.is_success:
         return token_from_response(response.json())
     flags = classify_status(response.status_code, frozenset({429, 500, 502, 503, 504}))
-    raise UpstreamError(
+    refused = UpstreamError(
         service,
         f"token request refused ({_short_reason(response)})",
         status=response.status_code,
         retry_after_s=retry_after_seconds(response),
         **flags,
     )
+    refused.host = httpx.URL(url).host
+    raise refused
 
 
 def _short_reason(response: httpx.Response) -> str:

@@ -1,4 +1,8 @@
-"""Structured JSON logs, one object per line, with Cloud Logging's field names."""
+"""Structured JSON logs, one object per line, with Cloud Logging's field names.
+
+The standard library's loggers (uvicorn's, httpx's) go through the same renderer, so even
+a server's start-up and shutdown lines are JSON, and a traceback is a field of one line.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import logging
 import os
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -21,14 +25,38 @@ def _cloud_logging_names(
     return event
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Idempotent: the apps, the CLI and the tests may all call it."""
+def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Idempotent: the apps, the CLI and the tests may all call it. `stream`: stdout unless
+    given (the CLI logs to stderr, so that its stdout stays data)."""
     global _configured
     if _configured:
         return
     _configured = True
-    logging.basicConfig(stream=sys.stdout, level=level, format="%(message)s")
-    # httpx logs every request at INFO, as plain text; the delivery line says what matters.
+    stream = stream or sys.stdout
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.contextvars.merge_contextvars,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", key="time"),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                _cloud_logging_names,
+                structlog.processors.JSONRenderer(sort_keys=False),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error"):  # uvicorn's own handlers would print text
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True
+    # httpx logs every request at INFO; the delivery line says what matters.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     structlog.configure(
         processors=[
@@ -40,7 +68,7 @@ def configure_logging(level: str = "INFO") -> None:
             structlog.processors.JSONRenderer(sort_keys=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=True,
     )
 

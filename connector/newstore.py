@@ -96,6 +96,11 @@ class NewStoreClient(UpstreamClient):
         self.base_url = settings.api_base
         super().__init__(http, retry)
 
+    def probe_url(self) -> str:
+        # assumption: the tenant host answers an unsigned GET / below 500 (a 401, 403 or 404)
+        # whenever its API is up (docs.newstore.net is silent on the root path).
+        return f"{self.base_url}/"
+
     async def _fetch_token(self) -> Token:
         settings = self.settings
         if settings.uses_client_credentials:

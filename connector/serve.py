@@ -1,7 +1,7 @@
 """Serving an app the way a container platform wants it (`cli.serve` and the apps' scripts).
 
-No uvicorn access log (Cloud Run logs every request already, and its plain-text lines would
-sit between our JSON ones), no `server` header, and a graceful shutdown shorter than Cloud
+No uvicorn access log (Cloud Run logs every request already), uvicorn's other lines as JSON
+like ours, no `server` header, and a graceful shutdown shorter than Cloud
 Run's 10 s between SIGTERM and SIGKILL, so in-flight deliveries finish and are acknowledged.
 """
 
@@ -12,6 +12,8 @@ import sys
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from connector.logs import configure_logging
 
 DEFAULT_PORT = 8080
 GRACEFUL_SHUTDOWN_S = 8
@@ -28,11 +30,13 @@ def choose_port(environ: dict[str, str]) -> int:
 def serve_app(app: ASGIApp, environ: dict[str, str] | None = None) -> None:
     """Serve `app` on $PORT (default 8080) on all interfaces."""
     environ = dict(os.environ) if environ is None else environ
+    configure_logging()
     uvicorn.run(
         app,
         host="0.0.0.0",  # the container's interface, reached through the platform's proxy
         port=choose_port(environ),
         access_log=False,
+        log_config=None,  # uvicorn's lines go through our JSON handler (connector/logs.py)
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )

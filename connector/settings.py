@@ -7,6 +7,7 @@ Every variable is validated at start-up; a missing or invalid one stops the app 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from functools import cached_property
 from typing import Literal, TypeVar
 
@@ -23,7 +24,27 @@ Region = Literal[
 
 
 class ConfigError(Exception):
-    """The configuration cannot be used; the message is safe to print (no secret values)."""
+    """The configuration cannot be used; the message is safe to print (no secret values).
+
+    `problems`: one line per bad variable (`NAME: what is wrong`), so that every caller can
+    report them all at once, one message each."""
+
+    def __init__(self, problems: str | Iterable[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("invalid configuration: " + "; ".join(self.problems))
+
+
+def check_all(*loads: Callable[[], object]) -> None:
+    """Call every loader; raise one `ConfigError` with the problems of all that failed, so an
+    operator fixes the whole configuration in one round instead of one group per start."""
+    problems: list[str] = []
+    for load in loads:
+        try:
+            load()
+        except ConfigError as error:
+            problems += [p for p in error.problems if p not in problems]
+    if problems:
+        raise ConfigError(problems)
 
 
 def settings_config(prefix: str) -> SettingsConfigDict:
@@ -112,7 +133,8 @@ class Settings:
         return load_settings_group(NewStoreSettings, "NEW_STORE_")
 
     def validate_all(self) -> Settings:
-        _ = self.commercetools, self.newstore
+        """Both groups, every bad variable of both reported at once."""
+        check_all(lambda: self.commercetools, lambda: self.newstore)
         return self
 
 
@@ -127,13 +149,15 @@ def load_settings_group(cls: type[SettingsGroup], prefix: str) -> SettingsGroup:
         raise ConfigError(_describe(error, prefix)) from None
 
 
-def _describe(error: ValidationError, prefix: str) -> str:
+def _describe(error: ValidationError, prefix: str) -> list[str]:
+    """One line per bad variable; never its value (include_input=False)."""
     problems = []
     for issue in error.errors(include_input=False, include_url=False):
         field = ".".join(str(part) for part in issue["loc"])
         variable = f"{prefix}{field}".upper() if field else f"{prefix}*"
-        problems.append(f"{variable}: {issue['msg']}")
-    return "invalid configuration: " + "; ".join(problems)
+        message = issue["msg"].removeprefix("Value error, ")
+        problems.append(f"{variable}: {message}")
+    return problems
 
 
 def _base(url: AnyHttpUrl | None, default: str) -> str:

@@ -21,7 +21,7 @@ from connector.newstore import FULFILL_ORDER_PATH, NewStoreClient
 from connector.ratelimit import RateGate
 from connector.serve import serve_app
 from connector.service import service_app
-from connector.settings import Settings
+from connector.settings import Settings, check_all
 from event.envelope import EnvelopeError, MessageKind, parse_push
 from event.handler import DeliveryOutcome, OrderInjector
 from event.settings import OrderSettings, load_order_settings
@@ -48,9 +48,14 @@ def build_injector(settings: Settings, orders: OrderSettings | None = None) -> O
 
 
 def create_app(settings: Settings | None = None, orders: OrderSettings | None = None) -> FastAPI:
+    def build() -> OrderInjector:
+        every = settings or Settings()
+        check_all(every.validate_all, lambda: orders or load_order_settings())
+        return build_injector(every, orders)
+
     app = service_app(
         "newstore-connector event app",
-        lambda: build_injector((settings or Settings()).validate_all(), orders),
+        build,
         work_path="/event",
         pubsub_push=True,
     )

@@ -157,8 +157,8 @@ class OrderInjector:
         self.clock: Callable[[], float] = time.monotonic
 
     async def ready(self) -> None:
-        await self.ctp.ensure_token()
-        await self.newstore.ensure_token()
+        await self.ctp.check_ready()
+        await self.newstore.check_ready()
 
     async def aclose(self) -> None:
         await self.ctp.aclose()

@@ -7,7 +7,8 @@ it with `newstore-connector orders replay ORDER_ID`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -20,6 +21,7 @@ class RecordStatus(StrEnum):
     ALREADY_INJECTED = "already_injected"
     RETRYING = "retrying"  # transient failures so far; Pub/Sub is redelivering
     FAILED = "failed"  # permanent: acknowledged, waiting for an operator
+    DISMISSED = "dismissed"  # an operator said why it needs nothing more (`orders dismiss`)
 
 
 MAX_VERSION_CONFLICTS = 3
@@ -32,6 +34,21 @@ SUCCESS_STATUSES = frozenset({RecordStatus.INJECTED, RecordStatus.ALREADY_INJECT
 # None to leave the stored record as it is.
 FieldsFor = Callable[[dict[str, Any], int], dict[str, Any] | None]
 
+# commercetools' most results per query page: "Within a query, up to 500 elements can be
+# fetched" (docs.commercetools.com/api/limits, "Queries").
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True)
+class RecordPage:
+    records: list[dict[str, Any]]
+    # The key to pass as `after` for the next page; None when this page was the last.
+    next_after: str | None
+
+
+class NotDismissable(Exception):
+    """The order has no record, or one that is not a failure; the message says which."""
+
 
 class OrderRecords:
     def __init__(self, ctp: CommercetoolsClient, container: str) -> None:
@@ -43,10 +60,53 @@ class OrderRecords:
         return stored["value"] if stored else None
 
     async def failed(self, limit: int = 100) -> list[dict[str, Any]]:
-        objects = await self.ctp.query_custom_objects(
-            self.container, where=[f'value(status = "{RecordStatus.FAILED}")'], limit=limit
-        )
-        return [o["value"] for o in objects]
+        return (await self.page([RecordStatus.FAILED], limit)).records
+
+    async def page(
+        self, statuses: Sequence[str], limit: int = 100, after: str | None = None
+    ) -> RecordPage:
+        """One page of records in these statuses (every record when empty), by key, after
+        the key `after`.
+
+        Keyset paging (`key > after`, sorted by key) rather than offsets: it goes past
+        commercetools' 10,000 offset limit, and records that change status between pages
+        (a replay heals them) shift no other record out of the next page."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
+        names = ", ".join(f'"{_quoted(status)}"' for status in statuses)
+        where = [f"value(status in ({names}))"] if statuses else []
+        if after is not None:
+            where.append(f'key > "{_quoted(after)}"')
+        objects = await self.ctp.query_custom_objects(self.container, where=where, limit=limit)
+        last = str(objects[-1]["key"]) if len(objects) == limit else None
+        return RecordPage([o["value"] for o in objects], last)
+
+    async def dismiss(self, order_id: str, reason: str) -> dict[str, Any]:
+        """Mark a failed or retrying record dismissed, keeping the reason, the record's other
+        fields and the status it had; a later delivery of the order still records anew."""
+        for _ in range(MAX_VERSION_CONFLICTS):
+            stored = await self.ctp.get_custom_object(self.container, order_id)
+            if stored is None:
+                raise NotDismissable(f"no record for order {order_id}")
+            previous = stored["value"]
+            if previous.get("status") not in FAILURE_STATUSES:
+                status = previous.get("status")
+                raise NotDismissable(f"order {order_id} is {status}, not failed or retrying")
+            value = {
+                **previous,
+                "status": RecordStatus.DISMISSED,
+                "dismissed_from": previous.get("status"),
+                "dismissed_reason": reason,
+                "dismissed_at": now_iso(),
+                "updated_at": now_iso(),
+            }
+            try:
+                await self.ctp.put_custom_object(self.container, order_id, value, stored["version"])
+                return value
+            except CommercetoolsError as error:
+                if "ConcurrentModification" not in error.codes:
+                    raise
+        raise RuntimeError(f"record {order_id}: too many concurrent updates")
 
     async def write_success(
         self, order_id: str, status: RecordStatus, fields: dict[str, Any]
@@ -109,3 +169,8 @@ class OrderRecords:
                 if "ConcurrentModification" not in error.codes:
                     raise
         raise RuntimeError(f"record {order_id}: too many concurrent updates")
+
+
+def _quoted(text: str) -> str:
+    """A value inside a double-quoted predicate string."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')

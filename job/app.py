@@ -4,7 +4,11 @@ Answers:
 - 200 with the summary when the run finished, even if some SKUs failed (they are listed),
   or when it stopped early at its deadline (`status: "partial"`, with `remaining`);
 - 200 with `status: "skipped"` when another run holds the lease;
-- 503 when the sync could not run at all (an upstream down, refused credentials).
+- 503 when the sync could not run at all (an upstream down, refused credentials);
+- 400 for a query parameter other than `dry_run`, or a `dry_run` that is not a boolean.
+
+`?dry_run=true` reads both sides and answers the plan (`status: "dry_run"`, with `planned`
+and a sample), writing nothing, like `newstore-connector inventory sync --dry-run`.
 """
 
 from __future__ import annotations
@@ -14,19 +18,24 @@ from fastapi.responses import JSONResponse
 
 from connector.serve import serve_app
 from connector.service import service_app
-from connector.settings import Settings
+from connector.settings import Settings, check_all
 from job.settings import InventorySettings, load_inventory_settings
 from job.sync import InventorySync, Status, build_sync
+
+DRY_RUN_VALUES = {"true": True, "1": True, "false": False, "0": False}
 
 
 def create_app(
     settings: Settings | None = None, inventory: InventorySettings | None = None
 ) -> FastAPI:
+    def build() -> InventorySync:
+        every = settings or Settings()
+        check_all(every.validate_all, lambda: inventory or load_inventory_settings())
+        return build_sync(every, inventory or load_inventory_settings())
+
     app = service_app(
         "newstore-connector job app",
-        lambda: build_sync(
-            (settings or Settings()).validate_all(), inventory or load_inventory_settings()
-        ),
+        build,
         work_path="/job",
         pubsub_push=False,
     )
@@ -34,7 +43,15 @@ def create_app(
     @app.post("/job")
     async def job(request: Request) -> JSONResponse:
         sync: InventorySync = request.app.state.worker
-        report = await sync.run()
+        unknown = sorted(set(request.query_params) - {"dry_run"})
+        dry_run = DRY_RUN_VALUES.get(request.query_params.get("dry_run", "false").lower())
+        if unknown or dry_run is None:
+            # A parameter the job does not honour must not quietly run a real sync.
+            detail = (
+                f"unknown parameter {unknown[0]}" if unknown else "dry_run must be true or false"
+            )
+            return JSONResponse({"error": "bad_request", "detail": detail}, 400)
+        report = await sync.run(dry_run)
         return JSONResponse(report.summary(), 503 if report.status is Status.ERROR else 200)
 
     return app

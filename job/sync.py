@@ -189,8 +189,8 @@ class InventorySync:
         self.cursors = CursorStore(clients.ctp, settings.lease_container)
 
     async def ready(self) -> None:
-        await self.clients.ctp.ensure_token()
-        await self.clients.newstore.ensure_token()
+        await self.clients.ctp.check_ready()
+        await self.clients.newstore.check_ready()
 
     async def aclose(self) -> None:
         await self.clients.aclose()
@@ -203,7 +203,7 @@ class InventorySync:
                 self._dry_run(started, progress) if dry_run else self._leased(started, progress)
             )
         except UpstreamError as error:
-            report = SyncReport(Status.ERROR, error=str(error))
+            report = SyncReport(Status.ERROR, error=error.one_line())
         report.duration_s = time.monotonic() - started
         after = self.clients.request_counts()
         report.requests = {name: after[name] - before[name] for name in after}

@@ -52,3 +52,23 @@ def test_secrets_are_secured() -> None:
     for app in apps().values():
         secured = {e["key"] for e in app["configuration"]["securedConfiguration"]}
         assert {"CTP_CLIENT_SECRET", "NEW_STORE_PASSWORD", "NEW_STORE_CLIENT_SECRET"} <= secured
+
+
+README = CONNECT_YAML.parent / "README.md"
+
+
+def readme_required() -> set[str]:
+    """The variables whose row in the README's configuration table says plainly `yes`."""
+    required: set[str] = set()
+    for line in README.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| `") and len(cells) >= 3 and cells[1] == "yes":
+            required |= {name.strip(" `") for name in cells[0].split(",")}
+    return required
+
+
+def test_connect_yaml_and_the_readme_agree_on_what_is_required() -> None:
+    assert readme_required() >= {"CTP_CLIENT_ID", "NEW_STORE_SHOP"}  # the table was read
+    for app in apps().values():
+        required = {key for key, entry in variables(app).items() if entry["required"]}
+        assert required == readme_required()
