@@ -15,6 +15,7 @@ from connector.settings import load_settings_group
 
 PREFIX = "INVENTORY_"
 SyncMode = Literal["full", "incremental", "auto"]
+ChannelsMode = Literal["aggregate", "per-location", "both"]
 
 
 class InventorySettings(BaseSettings):
@@ -56,6 +57,21 @@ class InventorySettings(BaseSettings):
     graphql_batch: int = Field(100, ge=1, le=500)
     # Rounds of re-planning after ConcurrentModification / DuplicateField.
     conflict_retries: int = Field(3, ge=0, le=10)
+    # Incremental: what a delta export holds for a changed product. `changed` (default, the
+    # reading NewStore's Availabilities Export page suggests): only the (product, node) rows
+    # that changed, merged into the kept per-node state; `product`: every node of it, so its
+    # rows replace the kept state (a node gone from the product is dropped at once).
+    # Totals are right under both with `changed`: job/nodes.py, docs/inventory.md.
+    delta_rows: Literal["changed", "product"] = "changed"
+    # Where stock goes: `aggregate` (the channel-less entry, every node summed: the seed's
+    # behaviour), `per-location` (one InventorySupply channel per NewStore location, one
+    # entry per SKU and channel) or `both`. docs/inventory.md, "Per-store stock".
+    channels: ChannelsMode = "aggregate"
+    # Per-location: which NewStore locations become which channels. JSON, or `@<path>` to a
+    # JSON file: {"include": [ids], "exclude": [ids], "channels": {"<location id>":
+    # {"key": "<channel key>", "name": "<channel name>"}}}. Several locations with one key
+    # share one channel (their ATP is summed). Empty: every enabled location, key = its id.
+    location_map: str = ""
 
 
 def load_inventory_settings() -> InventorySettings:

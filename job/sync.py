@@ -38,10 +38,11 @@ from connector.ratelimit import RateGate
 from connector.settings import Settings
 from job.apply import apply_writes, make_writer
 from job.bounded import NoProgress, Progress, together
-from job.cursor import CursorState, CursorStore, advanced, choose_export
+from job.cursor import CursorState, CursorStore, ExportChoice, advanced, choose_export
 from job.export import ExportSource, ExportUnavailable, PollPolicy
 from job.inventory_reads import fetch_channel_less, product_skus, read_channel_less_entries
 from job.lease import Lease
+from job.nodes import NodeStateStore, bucket_key, container_of, merge_delta, rebucket
 from job.plan import Entry, Plan, plan_sync, sample_changes, skus_without_entry
 from job.settings import InventorySettings
 from job.sources import StockedProductsSource, StockSnapshot, StockSource
@@ -187,6 +188,9 @@ class InventorySync:
         self.polls = polls or PollPolicy(settings.export_timeout_s)
         self.clock = clock
         self.cursors = CursorStore(clients.ctp, settings.lease_container)
+        self.nodes = NodeStateStore(
+            clients.ctp, container_of(settings.lease_container), settings.concurrency
+        )
 
     async def ready(self) -> None:
         await self.clients.ctp.ensure_token()
@@ -255,6 +259,10 @@ class InventorySync:
     async def _incremental(self, stopper: Stopper, progress: Progress, dry_run: bool) -> SyncReport:
         state = await self.cursors.load()
         choice = choose_export(state, self.clock(), self.settings.full_reconcile_s)
+        if choice.cursor is not None and not await self.nodes.ready():
+            # A delta merges into the per-node state (job/nodes.py): none kept yet, so the
+            # totals of a delta could not be known. A full export starts it.
+            choice = ExportChoice(None, "full export: no per-node state yet")
         source = ExportSource(
             self.clients.newstore, self.settings.match_field, choice.cursor, self.polls
         )
@@ -318,6 +326,8 @@ class InventorySync:
         phases: dict[str, float] = {}
         with timed(phases, "read"):
             snapshot, entries = await self._read(source, stopper, progress)
+            if snapshot.complete and isinstance(source, ExportSource):
+                await self._node_state(snapshot, save=not sample)
         if not snapshot.complete:
             report = SyncReport(
                 Status.PARTIAL,
@@ -366,6 +376,31 @@ class InventorySync:
         skus = list(snapshot.atp)
         entries = await fetch_channel_less(ctp, skus, self.settings.concurrency, progress)
         return snapshot, entries
+
+    async def _node_state(self, snapshot: StockSnapshot, save: bool) -> None:
+        """Keep NewStore's ATP per node between runs, and give a delta its true totals.
+
+        A delta's rows merge into the kept state (job/nodes.py: right whether a delta holds
+        only the changed (product, node) rows or every node of a changed product), and the
+        SKU's aggregate is the sum of the merged nodes, not of the delta's rows. A full
+        export replaces the whole state. Saved before anything is written: it is NewStore's
+        state, whatever the writes do; if it cannot be saved the run fails (503) and nothing
+        is written, so the kept state never lags behind the cursor."""
+        rows = snapshot.nodes or {}
+        if snapshot.delta:
+            current = await self.nodes.load(rows)
+            stored = {sku: current[bucket_key(sku)].skus.get(sku, {}) for sku in rows}
+            merged = merge_delta(stored, rows, self.settings.delta_rows)
+            changed = rebucket(current, merged, replace_all=False)
+            snapshot.nodes = merged
+            snapshot.atp = {sku: sum(nodes.values()) for sku, nodes in merged.items()}
+        else:
+            current = await self.nodes.load_all()
+            changed = rebucket(current, rows, replace_all=True)
+        if save:
+            await self.nodes.save(changed)
+            if not snapshot.delta:
+                await self.nodes.mark_ready()
 
 
 def _all_applied(report: SyncReport) -> bool:

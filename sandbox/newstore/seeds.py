@@ -17,8 +17,9 @@ class ProductSeed(BaseModel):
 class StockRow(BaseModel):
     product_id: str
     fulfillment_node_id: str
-    atp: int
+    atp: int = 0
     sku: str | None = None
+    remove: bool = False  # the node no longer stocks the product (its row disappears)
 
 
 class BulkSeed(BaseModel):
