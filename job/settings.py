@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connector.settings import load_settings_group
+from connector.settings import ConfigError, load_settings_group
+from job.locations import parse_location_map
 
 PREFIX = "INVENTORY_"
 SyncMode = Literal["full", "incremental", "auto"]
@@ -72,6 +73,18 @@ class InventorySettings(BaseSettings):
     # {"key": "<channel key>", "name": "<channel name>"}}}. Several locations with one key
     # share one channel (their ATP is summed). Empty: every enabled location, key = its id.
     location_map: str = ""
+    # Per-location: the language of the channel names written (a channel's name is a
+    # LocalizedString; other languages already there are kept).
+    channel_locale: str = Field("en", pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
+
+    @field_validator("location_map")
+    @classmethod
+    def _valid_map(cls, value: str) -> str:
+        try:
+            parse_location_map(value)
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+        return value
 
 
 def load_inventory_settings() -> InventorySettings:

@@ -133,6 +133,10 @@ class NewStoreEmulator:
         self.stock: dict[str, dict[str, list[int]]] = {}  # product_id -> node -> [atp, rev]
         self.product_revision: dict[str, int] = {}  # last revision any node's ATP changed
         self.removed: dict[str, dict[str, int]] = {}  # product_id -> node -> rev of removal
+        # Location API (sandbox/newstore/locations.py): every node ever stocked, and what
+        # the sandbox set on some of them (enabled, type, name)
+        self.nodes_seen: set[str] = set()
+        self.locations: dict[str, dict[str, Any]] = {}
         self.revision = 0
         self.exports: dict[str, ExportJob] = {}
         self._row_keys: list[tuple[str, str]] | None = None
@@ -185,6 +189,7 @@ class NewStoreEmulator:
                 self.products.setdefault(product_id, product_id)
             nodes = self.stock.setdefault(product_id, {})
             entry = nodes.get(node)
+            self.nodes_seen.add(node)
             if row.get("remove"):  # the location no longer stocks the product
                 if entry is None:
                     continue
@@ -216,6 +221,7 @@ class NewStoreEmulator:
         rev = self.revision
         products, stock, revisions = self.products, self.stock, self.product_revision
         spread = [(node, 5 * k) for k, node in enumerate(nodes)]
+        self.nodes_seen.update(nodes)
         with _gc_paused():
             for i in range(first, first + n_skus):
                 product_id = f"P{i:07d}"
@@ -253,6 +259,8 @@ class NewStoreEmulator:
         self.stock.clear()
         self.product_revision.clear()
         self.removed.clear()
+        self.nodes_seen.clear()
+        self.locations.clear()
         self.exports.clear()
         self._row_keys = None
 
