@@ -19,7 +19,8 @@ stable hash of the SKU, key `nodes-<hex>`), value `{sku: {node: atp}}`. Not on t
 themselves: in the default `aggregate` mode there is no per-node entry, a custom field would
 need a Type (and the `manage_types` scope) and rewrite every entry once; and a record per
 SKU would cost a request per changed SKU. A delta reads only the buckets of its SKUs (100
-keys a query) and writes those that changed; a quiet run reads none.
+keys a query) and writes those that changed (100 to a GraphQL request); a quiet run reads
+none.
 
 The state is NewStore's truth, not commercetools': it is saved once the export is read,
 before the writes, whatever they do. Merging the same rows twice is harmless, so a run whose
@@ -29,6 +30,7 @@ cursor does not move (a failed write) and the repeated delta of the next run agr
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -47,6 +49,7 @@ KEY_PREFIX = "nodes-"
 READY_KEY = "ready"
 KEYS_PER_QUERY = 100
 PAGE_LIMIT = 500
+WRITE_BATCH = 100  # buckets per GraphQL request
 
 
 def bucket_key(sku: str) -> str:
@@ -182,18 +185,28 @@ class NodeStateStore:
             where = [f"key > {_quoted(str(page[-1]['key']))}"]
 
     async def save(self, buckets: list[Bucket]) -> None:
-        """Write each at the version it was read at; `NodeStateError` if any fails."""
+        """Write each at the version it was read at, `WRITE_BATCH` to a GraphQL request
+        (aliased `createOrUpdateCustomObject`s); `NodeStateError` if any fails."""
         failures: list[str] = []
 
-        async def write(bucket: Bucket) -> None:
+        async def write(batch: Sequence[Bucket]) -> None:
+            document, variables = save_document(self.container, batch)
             try:
-                await self.ctp.put_custom_object(
-                    self.container, bucket.key, bucket.skus, bucket.version
-                )
-            except (CommercetoolsError, UpstreamError) as error:
-                failures.append(f"{bucket.key}: {error}")
+                body = await self.ctp.graphql(document, variables)
+            except UpstreamError as error:
+                failures.extend(f"{bucket.key}: {error}" for bucket in batch)
+                return
+            data = body.get("data") or {}
+            for problem in body.get("errors") or []:
+                where = (problem.get("path") or ["?"])[0]
+                failures.append(f"{where}: {problem.get('message')}")
+            failures.extend(
+                f"{bucket.key}: no result"
+                for index, bucket in enumerate(batch)
+                if data.get(f"n{index}") is None and not body.get("errors")
+            )
 
-        await for_each(buckets, write, self.concurrency)
+        await for_each(list(chunks(buckets, WRITE_BATCH)), write, self.concurrency)
         if failures:
             raise NodeStateError(
                 "commercetools",
@@ -201,6 +214,25 @@ class NodeStateStore:
                     :300
                 ],
             )
+
+
+def save_document(container: str, batch: Sequence[Bucket]) -> tuple[str, dict[str, Any]]:
+    """One aliased mutation per bucket, its draft a variable (`value` is escaped JSON, as
+    `CustomObjectDraft` says; version 0: create only if absent)."""
+    declared = ", ".join(f"$d{i}: CustomObjectDraft!" for i in range(len(batch)))
+    fields = "\n".join(
+        f"  n{i}: createOrUpdateCustomObject(draft: $d{i}) {{ version }}" for i in range(len(batch))
+    )
+    variables = {
+        f"d{i}": {
+            "container": container,
+            "key": bucket.key,
+            "value": json.dumps(bucket.skus, separators=(",", ":"), sort_keys=True),
+            "version": bucket.version,
+        }
+        for i, bucket in enumerate(batch)
+    }
+    return f"mutation SaveNodeState({declared}) {{\n{fields}\n}}", variables
 
 
 def _quoted(text: str) -> str:

@@ -1,6 +1,7 @@
-"""Per-store stock's requests against commercetools' published specs: the channel look-up,
-the channel drafts and update actions, the channel entry reads, and the per-store entry
-drafts (REST and GraphQL), checked as `test_commercetools_contract` checks the rest."""
+"""Per-store stock's and the per-node state's requests against commercetools' published
+specs: the channel look-up, the channel drafts and update actions, the channel entry reads,
+the per-store entry drafts (REST and GraphQL), and the per-node state's reads and batched
+saves, checked as `test_commercetools_contract` checks the rest."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from job.channels import (
     read_channel_entries,
 )
 from job.locations import ChannelSpec
+from job.nodes import Bucket, NodeStateStore, save_document
 from job.plan import Create, Update, Write
 from tests.contract.test_commercetools_contract import (
     API,
@@ -60,6 +62,11 @@ class Channels:
             return httpx.Response(200, json={"results": []})
         if path.startswith("/inventory"):
             return httpx.Response(200, json={"id": "e", "version": 2})
+        if path.startswith("/custom-objects/"):
+            if path.count("/") == 3:  # one object: none yet
+                error = {"code": "ResourceNotFound", "message": "not found"}
+                return httpx.Response(404, json={"statusCode": 404, "errors": [error]})
+            return httpx.Response(200, json={"results": []})
         if path == "/graphql":
             return httpx.Response(200, json={"data": {f"w{i}": {"version": 2} for i in range(9)}})
         raise AssertionError(f"no answer for {request.method} {path}")
@@ -84,6 +91,10 @@ async def captured() -> list[httpx.Request]:
         writes: list[Write] = [Update("SKU-1", "e", 3, 5, "ch-1"), Create("ümlaut", 7, "ch-2")]
         await RestWriter(ctp, 1).write(writes, lambda *_: None, lambda: False)
         await GraphQLWriter(ctp, 1, 10).write(writes, lambda *_: None, lambda: False)
+        nodes = NodeStateStore(ctp, "newstore-connector-jobs-nodes", 1)
+        assert not await nodes.ready()
+        await nodes.load(["SKU-1", "ümlaut"])
+        await nodes.load_all()
     return recorder.requests
 
 
@@ -95,6 +106,8 @@ def test_per_store_stock_sends_only_published_operations(captured: list[httpx.Re
         "POST /{projectKey}/channels/{ID}",
         "GET /{projectKey}/inventory",
         "POST /{projectKey}/inventory",
+        "GET /{projectKey}/custom-objects/{container}",
+        "GET /{projectKey}/custom-objects/{container}/{key}",
     } <= seen
     errors = [error for request in captured for error in request_errors(request)]
     assert errors == []
@@ -141,3 +154,13 @@ def test_a_wrong_channel_draft_is_caught_by_the_check() -> None:
     assert len(schema_errors({"$ref": "#/components/schemas/ChannelDraft"}, wrong)) >= 2
     not_a_locale = {"key": "x1", "name": {"English": "x"}}
     assert schema_errors({"$ref": "#/components/schemas/ChannelDraft"}, not_a_locale)
+
+
+def test_the_node_state_save_is_valid_graphql_with_variables() -> None:
+    buckets = [Bucket("nodes-001", 0, {"ümlaut": {"US01": 3}}), Bucket("nodes-fff", 7, {})]
+    document, variables = save_document("newstore-connector-jobs-nodes", buckets)
+    assert graphql_errors(document, variables) == []
+    assert json.loads(variables["d0"]["value"]) == {"ümlaut": {"US01": 3}}
+    # the check can fail: a draft without its container is refused
+    del variables["d1"]["container"]
+    assert graphql_errors(document, variables)
