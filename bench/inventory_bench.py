@@ -2,6 +2,7 @@
 
     python -m bench.inventory_bench --skus 10000 [--skus 100000] [--write-mode graphql rest]
         [--latency-ms 20 --concurrency 16 --newstore-rate 200] [--incremental [--change 0.01]]
+    python -m bench.inventory_bench --channels both --nodes 10 --skus 100000
 
 The commercetools emulator, the NewStore emulator and the job app (`uvicorn job.app:app`,
 configured by environment variables as in production) each run in their own process, so
@@ -23,6 +24,9 @@ and, after `--change` of the products changed ATP at one node of three, a delta 
 state is checked again. Its requests and wall time are reported against the full run's.
 How much memory reading the export file takes, `json.load` against the streaming reader,
 is measured on the same file in child processes.
+
+With `--channels both`, per-store stock at `--nodes` locations instead
+(`bench/inventory_channels.py`).
 
 The ideal lower bound is the minimum number of requests × latency ÷ concurrency, and, as
 NewStore is rate limited, never less than its pages ÷ the rate limit. Timings are measured,
@@ -50,6 +54,7 @@ from typing import Any
 
 import httpx
 
+import bench.inventory_channels as channels_bench  # a module import: it imports this one
 from bench.common import (
     PROJECT_ROOT,
     RESULTS_DIR,
@@ -619,6 +624,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--change", type=float, default=0.01, help="share of products changed before the delta"
     )
+    parser.add_argument(
+        "--channels",
+        choices=("aggregate", "both"),
+        default="aggregate",
+        help="both: per-store stock at --nodes locations (bench/inventory_channels.py)",
+    )
+    parser.add_argument("--nodes", type=int, default=10, help="with --channels both")
     return parser.parse_args(argv)
 
 
@@ -627,6 +639,17 @@ def main(argv: Sequence[str]) -> None:
         print(json.dumps(parse_peak(argv[1], argv[2])))
         return
     args = parse_args(argv)
+    if args.channels == "both":
+        channels_bench.main(
+            args.skus or [10_000],
+            args.nodes,
+            args.latency_ms,
+            args.concurrency,
+            args.newstore_rate,
+            args.graphql_batch,
+            args.change,
+        )
+        return
     results = []
     for skus in args.skus or [10_000]:
         for mode in args.write_mode:

@@ -150,6 +150,23 @@ class CommercetoolsClient(UpstreamClient):
         body = {"version": version, "actions": actions}
         return dict(await self._json("POST", f"/inventory/{segment(entry_id)}", json=body))
 
+    # --- channels -------------------------------------------------------------------------
+
+    async def query_channels(self, where: Sequence[str], limit: int = 500) -> list[dict[str, Any]]:
+        params: list[tuple[str, str | int]] = [("limit", limit), ("withTotal", "false")]
+        params += [("where", w) for w in where]
+        page = await self._json("GET", "/channels", params=params)
+        return list(page.get("results", []))
+
+    async def create_channel(self, draft: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self._json("POST", "/channels", json=draft))
+
+    async def update_channel(
+        self, channel_id: str, version: int, actions: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        body = {"version": version, "actions": actions}
+        return dict(await self._json("POST", f"/channels/{segment(channel_id)}", json=body))
+
     # --- GraphQL -----------------------------------------------------------------------------
 
     async def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -158,6 +158,18 @@ class NewStoreClient(UpstreamClient):
         )
         return dict(response.json())
 
+    # --- Location API ---------------------------------------------------------------------
+
+    async def locations(self) -> list[dict[str, Any]]:
+        """Every location of the business (`{id, is_enabled, is_inventory_master, type}`;
+        at most 2,000, unpaged): docs.newstore.net, Location API (v0), "List locations".
+        The path is not in the page's text we could check: `/v0/d/locations` is assumed,
+        like the other `/v0/d/` integration APIs."""
+        response = await self.send("GET", f"{self.base_url}/v0/d/locations")
+        body = response.json()
+        items = body.get("locations") if isinstance(body, dict) else None
+        return [item for item in items or [] if isinstance(item, dict)]
+
     # --- Availabilities Export API ------------------------------------------------------------
 
     async def start_availability_export(self, last_updated_at: int | None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ A bounded number of rounds (`INVENTORY_CONFLICT_RETRIES`); a failure never abort
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -99,7 +99,9 @@ class RestWriter:
                     actions = [{"action": "changeQuantity", "quantity": write.quantity}]
                     await self.ctp.update_inventory_entry(write.entry_id, write.version, actions)
                 else:
-                    draft = {"sku": write.sku, "quantityOnStock": write.quantity}
+                    draft: dict[str, Any] = {"sku": write.sku, "quantityOnStock": write.quantity}
+                    if write.channel is not None:
+                        draft["supplyChannel"] = {"typeId": "channel", "id": write.channel}
                     await self.ctp.create_inventory_entry(draft)
             except CommercetoolsError as error:
                 record(write, resolve_error(write, error.errors, error.message))
@@ -169,9 +171,14 @@ def mutation_document(batch: Sequence[Write]) -> str:
                 f"actions: [{{changeQuantity: {{quantity: {write.quantity}}}}}])"
             )
         else:
+            channel = (
+                ""
+                if write.channel is None
+                else f', supplyChannel: {{typeId: "channel", id: {literal(write.channel)}}}'
+            )
             call = (
                 f"createInventoryEntry(draft: {{sku: {literal(write.sku)}, "
-                f"quantityOnStock: {write.quantity}}})"
+                f"quantityOnStock: {write.quantity}{channel}}})"
             )
         fields.append(f"{_alias(index)}: {call} {{ version }}")
     return "mutation {\n" + "\n".join(fields) + "\n}"
@@ -189,7 +196,7 @@ class ApplyResult:
     remaining: int = 0  # not attempted: the run had to stop
 
 
-Refetcher = Callable[[Sequence[str]], Awaitable[dict[str, Entry]]]
+Refetcher = Callable[[Sequence[str]], Awaitable[Mapping[Any, Entry]]]  # by `Write.slot`
 
 
 async def apply_writes(
@@ -255,7 +262,7 @@ async def _recomputed(writes: list[Write], refetch: Refetcher, result: ApplyResu
         return []
     again: list[Write] = []
     for write in writes:
-        entry = current.get(write.sku)
+        entry = current.get(write.slot)  # the SKU, or (SKU, channel) for a per-store entry
         if entry is None and isinstance(write, Update):
             result.failed.append((write.sku, "entry deleted during the sync"))
         elif (next_write := recompute(write, entry)) is None:

@@ -183,7 +183,7 @@ class ExportSource:
 
 def read_export_file(file: IO[bytes], match_field: MatchField) -> StockSnapshot:
     """Aggregate ATP per SKU over every row of a downloaded export file."""
-    aggregator = StockAggregator(match_field)
+    aggregator = StockAggregator(match_field, keep_nodes=True)  # for job.nodes
     try:
         aggregator.add(stock_rows(export_rows(file), match_field))
     except (ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:

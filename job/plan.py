@@ -18,13 +18,22 @@ SKUs are counted (`negative_clamped`).
 Entries of SKUs that NewStore does not stock are left alone (counted as
 `not_in_newstore`): they may be managed elsewhere, and zeroing them because a NewStore row
 is missing would be a far worse failure than leaving them.
+
+Per store (`INVENTORY_CHANNELS=per-location|both`, `plan_channels`): the same rules per
+(SKU, supply channel), the target being the ATP summed over the NewStore locations mapped
+onto that channel. A SKU that NewStore stocks gets an entry in a channel where one of the
+channel's locations has a row for it; an existing entry of a stocked SKU whose locations
+no longer have a row is set to 0 (the store has none), not left at its old value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+ChannelSlot = tuple[str, str]  # (sku, supply channel id)
+Slot = str | ChannelSlot  # a channel-less entry is named by its SKU alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,12 +51,22 @@ class Update:
     entry_id: str
     version: int
     quantity: int
+    channel: str | None = None  # the supply channel's id; None: the channel-less entry
+
+    @property
+    def slot(self) -> Slot:
+        return self.sku if self.channel is None else (self.sku, self.channel)
 
 
 @dataclass(frozen=True, slots=True)
 class Create:
     sku: str
     quantity: int
+    channel: str | None = None
+
+    @property
+    def slot(self) -> Slot:
+        return self.sku if self.channel is None else (self.sku, self.channel)
 
 
 Write = Update | Create
@@ -65,6 +84,16 @@ class Plan:
     @property
     def writes(self) -> list[Write]:
         return [*self.updates, *self.creates]
+
+    def __add__(self, other: Plan) -> Plan:
+        return Plan(
+            updates=self.updates + other.updates,
+            creates=self.creates + other.creates,
+            unchanged=self.unchanged + other.unchanged,
+            skipped_no_product=self.skipped_no_product + other.skipped_no_product,
+            negative_clamped=self.negative_clamped + other.negative_clamped,
+            not_in_newstore=self.not_in_newstore + other.not_in_newstore,
+        )
 
 
 def target_quantity(aggregate_atp: int) -> int:
@@ -110,6 +139,69 @@ def plan_sync(
     )
 
 
+def channel_targets(
+    nodes: Mapping[str, Mapping[str, int]], node_channels: Mapping[str, list[str]]
+) -> Iterator[tuple[ChannelSlot, int]]:
+    """ATP per (SKU, channel): each node's ATP counted in the channels it is mapped onto.
+    Nodes mapped nowhere (excluded, disabled) count in no channel."""
+    for sku, per_node in nodes.items():
+        sums: dict[str, int] = {}
+        for node, atp in per_node.items():
+            for channel in node_channels.get(node, ()):
+                sums[channel] = sums.get(channel, 0) + atp
+        for channel, atp in sums.items():
+            yield (sku, channel), atp
+
+
+def plan_channels(
+    nodes: Mapping[str, Mapping[str, int]],
+    node_channels: Mapping[str, list[str]],
+    entries: Mapping[ChannelSlot, Entry],
+    product_skus: Collection[str],
+) -> Plan:
+    """Per-store entries: `nodes` is ATP per SKU per NewStore node (the SKUs this run
+    knows: all of them in a full read, a delta's otherwise), `node_channels` which channel
+    ids each node counts in, `entries` the existing entries of those channels."""
+    targets = dict(channel_targets(nodes, node_channels))
+    channels = {channel for ids in node_channels.values() for channel in ids}
+    for slot in entries:  # a stocked SKU's entry whose locations no longer have a row: 0
+        if slot[0] in nodes and slot[1] in channels:
+            targets.setdefault(slot, 0)
+    updates: list[Update] = []
+    creates: list[Create] = []
+    unchanged = skipped = clamped = 0
+    for slot in sorted(targets):
+        sku, channel = slot
+        quantity = target_quantity(targets[slot])
+        clamped += targets[slot] < 0
+        entry = entries.get(slot)
+        if entry is None:
+            if sku in product_skus:
+                creates.append(Create(sku, quantity, channel))
+            else:
+                skipped += 1
+        elif entry.quantity != quantity:
+            updates.append(Update(sku, entry.id, entry.version, quantity, channel))
+        else:
+            unchanged += 1
+    return Plan(
+        updates=updates,
+        creates=creates,
+        unchanged=unchanged,
+        skipped_no_product=skipped,
+        negative_clamped=clamped,
+        not_in_newstore=sum(1 for slot in entries if slot[0] not in nodes),
+    )
+
+
+def skus_without_channel_entry(
+    nodes: Mapping[str, Mapping[str, int]],
+    node_channels: Mapping[str, list[str]],
+    entries: Mapping[ChannelSlot, Entry],
+) -> set[str]:
+    return {slot[0] for slot, _ in channel_targets(nodes, node_channels) if slot not in entries}
+
+
 def recompute(write: Write, current: Entry | None) -> Write | None:
     """The write to retry once the entry has been read again (after a conflict or a
     DuplicateField), or None when the entry already holds the target.
@@ -117,10 +209,10 @@ def recompute(write: Write, current: Entry | None) -> Write | None:
     The target is NewStore's and does not depend on the entry, so only the version and the
     choice of update or create change."""
     if current is None:
-        return Create(write.sku, write.quantity)
+        return Create(write.sku, write.quantity, write.channel)
     if current.quantity == write.quantity:
         return None
-    return Update(write.sku, current.id, current.version, write.quantity)
+    return Update(write.sku, current.id, current.version, write.quantity, write.channel)
 
 
 def channel_less_entries(results: Iterable[Mapping[str, Any]], into: dict[str, Entry]) -> None:
@@ -135,14 +227,23 @@ def channel_less_entries(results: Iterable[Mapping[str, Any]], into: dict[str, E
             into[sku] = Entry(str(result["id"]), int(result["version"]), quantity)
 
 
-def sample_changes(plan: Plan, entries: Mapping[str, Entry], size: int) -> list[dict[str, Any]]:
-    """A few of the planned writes, with the quantity each replaces (for a dry run)."""
+def sample_changes(
+    plan: Plan, entries: Mapping[Any, Entry], size: int, channel_keys: Mapping[str, str] = {}
+) -> list[dict[str, Any]]:
+    """A few of the planned writes, with the quantity each replaces (for a dry run);
+    `entries` by slot, `channel_keys` channel id -> key, to name a write's channel."""
+
+    def named(write: Write) -> dict[str, Any]:
+        if write.channel is None:
+            return {"sku": write.sku}
+        return {"sku": write.sku, "channel": channel_keys.get(write.channel, write.channel)}
+
     updates = [
-        {"sku": u.sku, "action": "update", "from": entries[u.sku].quantity, "to": u.quantity}
+        {**named(u), "action": "update", "from": entries[u.slot].quantity, "to": u.quantity}
         for u in plan.updates[:size]
     ]
     creates = [
-        {"sku": c.sku, "action": "create", "from": None, "to": c.quantity}
+        {**named(c), "action": "create", "from": None, "to": c.quantity}
         for c in plan.creates[:size]
     ]
     return updates + creates

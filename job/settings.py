@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connector.settings import load_settings_group
+from connector.settings import ConfigError, load_settings_group
+from job.locations import parse_location_map
 
 PREFIX = "INVENTORY_"
 SyncMode = Literal["full", "incremental", "auto"]
+ChannelsMode = Literal["aggregate", "per-location", "both"]
 
 
 class InventorySettings(BaseSettings):
@@ -56,6 +58,33 @@ class InventorySettings(BaseSettings):
     graphql_batch: int = Field(100, ge=1, le=500)
     # Rounds of re-planning after ConcurrentModification / DuplicateField.
     conflict_retries: int = Field(3, ge=0, le=10)
+    # Incremental: what a delta export holds for a changed product. `changed` (default, the
+    # reading NewStore's Availabilities Export page suggests): only the (product, node) rows
+    # that changed, merged into the kept per-node state; `product`: every node of it, so its
+    # rows replace the kept state (a node gone from the product is dropped at once).
+    # Totals are right under both with `changed`: job/nodes.py, docs/inventory.md.
+    delta_rows: Literal["changed", "product"] = "changed"
+    # Where stock goes: `aggregate` (the channel-less entry, every node summed: the seed's
+    # behaviour), `per-location` (one InventorySupply channel per NewStore location, one
+    # entry per SKU and channel) or `both`. docs/inventory.md, "Per-store stock".
+    channels: ChannelsMode = "aggregate"
+    # Per-location: which NewStore locations become which channels. JSON, or `@<path>` to a
+    # JSON file: {"include": [ids], "exclude": [ids], "channels": {"<location id>":
+    # {"key": "<channel key>", "name": "<channel name>"}}}. Several locations with one key
+    # share one channel (their ATP is summed). Empty: every enabled location, key = its id.
+    location_map: str = ""
+    # Per-location: the language of the channel names written (a channel's name is a
+    # LocalizedString; other languages already there are kept).
+    channel_locale: str = Field("en", pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
+
+    @field_validator("location_map")
+    @classmethod
+    def _valid_map(cls, value: str) -> str:
+        try:
+            parse_location_map(value)
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+        return value
 
 
 def load_inventory_settings() -> InventorySettings:

@@ -33,6 +33,9 @@ class StockSnapshot:
     stopped: str | None = None  # why it is incomplete, when the source itself gave up
     # A delta holds only the SKUs whose stock changed: a SKU absent from it is unchanged.
     delta: bool = False
+    # ATP per SKU per fulfillment node, when the reader was asked to keep it (incremental
+    # runs merge it into the per-node state, per-location runs map it onto channels).
+    nodes: dict[str, dict[str, int]] | None = None
     cursor: int | None = None  # the position in NewStore's stock that this snapshot reflects
     export_id: str | None = None
 
@@ -54,13 +57,14 @@ class StockAggregator:
     to prevent), so a row seen before is ignored.
     """
 
-    def __init__(self, match_field: MatchField) -> None:
+    def __init__(self, match_field: MatchField, keep_nodes: bool = False) -> None:
         self.match_field = match_field
-        self.snapshot = StockSnapshot()
+        self.snapshot = StockSnapshot(nodes={} if keep_nodes else None)
         self._seen: set[int] = set()
 
     def add(self, rows: Iterable[Mapping[str, Any]]) -> None:
         snapshot, seen, atp = self.snapshot, self._seen, self.snapshot.atp
+        per_node = snapshot.nodes
         for row in rows:
             key = row.get(self.match_field)
             if not isinstance(key, str) or not key:
@@ -72,7 +76,12 @@ class StockAggregator:
                 continue
             seen.add(identity)
             snapshot.rows += 1
-            atp[key] = atp.get(key, 0) + int(row.get("atp") or 0)
+            value = int(row.get("atp") or 0)
+            atp[key] = atp.get(key, 0) + value
+            if per_node is not None:
+                nodes = per_node.setdefault(key, {})
+                node = str(row.get("fulfillment_node_id") or "")
+                nodes[node] = nodes.get(node, 0) + value
 
 
 class StockedProductsSource:
@@ -92,7 +101,9 @@ class StockedProductsSource:
         match_field: MatchField,
         page_size: int,
         concurrency: int,
+        keep_nodes: bool = False,
     ) -> None:
+        self.keep_nodes = keep_nodes  # per-location runs need ATP per node
         self.newstore = newstore
         self.match_field = match_field
         self.page_size = page_size
@@ -102,7 +113,7 @@ class StockedProductsSource:
         self, progress: Progress | None = None, stop: Callable[[], bool] = never
     ) -> StockSnapshot:
         progress = progress or NoProgress()
-        aggregator = StockAggregator(self.match_field)
+        aggregator = StockAggregator(self.match_field, self.keep_nodes)
         first = await self.newstore.stocked_products(self.page_size, 0)
         items = first.get("items") or []
         aggregator.add(items)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,11 +38,30 @@ from connector.ratelimit import RateGate
 from connector.settings import Settings
 from job.apply import apply_writes, make_writer
 from job.bounded import NoProgress, Progress, together
-from job.cursor import CursorState, CursorStore, advanced, choose_export
+from job.channels import (
+    ChannelSync,
+    ensure_channels,
+    fetch_channel_entries,
+    read_channel_entries,
+)
+from job.cursor import CursorState, CursorStore, ExportChoice, advanced, choose_export
 from job.export import ExportSource, ExportUnavailable, PollPolicy
 from job.inventory_reads import fetch_channel_less, product_skus, read_channel_less_entries
 from job.lease import Lease
-from job.plan import Entry, Plan, plan_sync, sample_changes, skus_without_entry
+from job.locations import parse_location_map, plan_channels, read_locations
+from job.nodes import NodeStateStore, bucket_key, container_of, merge_delta, rebucket
+from job.plan import (
+    ChannelSlot,
+    Entry,
+    Plan,
+    plan_sync,
+    sample_changes,
+    skus_without_channel_entry,
+    skus_without_entry,
+)
+from job.plan import (
+    plan_channels as plan_channel_entries,
+)
 from job.settings import InventorySettings
 from job.sources import StockedProductsSource, StockSnapshot, StockSource
 
@@ -123,6 +142,8 @@ class SyncReport:
     cursor_before: int | None = None
     exported_cursor: int | None = None  # what the export reported (0 for some empty deltas)
     cursor_after: int | None = None  # what is stored once the run is over
+    # per-location: the channels synced, and the NewStore locations left out (and why)
+    channels: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -153,6 +174,7 @@ class SyncReport:
             "error": self.error,
             "holder": self.holder,
             "sample": self.sample,
+            "channels": self.channels,
         }
         body.update((key, value) for key, value in optional.items() if value is not None)
         if self.mode == "incremental":
@@ -183,10 +205,16 @@ class InventorySync:
             settings.match_field,
             settings.newstore_page_size,
             settings.concurrency,
+            keep_nodes=settings.channels != "aggregate",
         )
         self.polls = polls or PollPolicy(settings.export_timeout_s)
         self.clock = clock
         self.cursors = CursorStore(clients.ctp, settings.lease_container)
+        self.location_map = parse_location_map(settings.location_map)
+        self.aggregate = settings.channels != "per-location"  # the channel-less entry too
+        self.nodes = NodeStateStore(
+            clients.ctp, container_of(settings.lease_container), settings.concurrency
+        )
 
     async def ready(self) -> None:
         await self.clients.ctp.check_ready()
@@ -255,6 +283,10 @@ class InventorySync:
     async def _incremental(self, stopper: Stopper, progress: Progress, dry_run: bool) -> SyncReport:
         state = await self.cursors.load()
         choice = choose_export(state, self.clock(), self.settings.full_reconcile_s)
+        if choice.cursor is not None and not await self.nodes.ready():
+            # A delta merges into the per-node state (job/nodes.py): none kept yet, so the
+            # totals of a delta could not be known. A full export starts it.
+            choice = ExportChoice(None, "full export: no per-node state yet")
         source = ExportSource(
             self.clients.newstore, self.settings.match_field, choice.cursor, self.polls
         )
@@ -285,7 +317,7 @@ class InventorySync:
         self, source: StockSource, stopper: Stopper, progress: Progress, dry_run: bool
     ) -> SyncReport:
         """Read, plan, apply: the one path of every mode."""
-        plan, report = await self._plan(source, stopper, progress, sample=dry_run)
+        plan, report, channels = await self._plan(source, stopper, progress, sample=dry_run)
         if plan is None:
             return report
         if dry_run:
@@ -297,7 +329,7 @@ class InventorySync:
             self.settings.concurrency,
             self.settings.graphql_batch,
         )
-        refetch = functools.partial(fetch_channel_less, self.clients.ctp)
+        refetch = functools.partial(self._refetch, channels)
         with timed(report.phases_s, "write"):
             applied = await apply_writes(
                 plan.writes, writer, refetch, self.settings.conflict_retries, stopper.stop, progress
@@ -310,14 +342,52 @@ class InventorySync:
         )
         return report
 
+    async def _refetch(self, channels: ChannelSync | None, skus: Sequence[str]) -> dict[Any, Entry]:
+        """The current entries of some SKUs, by `Write.slot` (after a conflict)."""
+        found: dict[Any, Entry] = {}
+        if self.aggregate:
+            found.update(await fetch_channel_less(self.clients.ctp, skus))
+        if channels is not None:
+            ids = list(channels.ids.values())
+            found.update(await fetch_channel_entries(self.clients.ctp, skus, ids))
+        return found
+
+    async def _channels(self, create: bool) -> tuple[ChannelSync | None, dict[str, Any] | None]:
+        """Per-location: NewStore's locations, mapped onto channels that now exist."""
+        if self.settings.channels == "aggregate":
+            return None, None
+        planned = plan_channels(await read_locations(self.clients.newstore), self.location_map)
+        channels = await ensure_channels(
+            self.clients.ctp, planned.specs, self.settings.channel_locale, create
+        )
+        skipped = {
+            "disabled": planned.skipped_disabled,
+            "excluded": planned.skipped_excluded,
+            "invalid_key": planned.skipped_invalid,
+        }
+        if planned.skipped_invalid:
+            log.warning(
+                "locations not synced: their id is not a valid channel key",
+                locations=planned.skipped_invalid,
+                hint="map them to a key in INVENTORY_LOCATION_MAP",
+            )
+        summary = {
+            "synced": {spec.key: sorted(spec.nodes) for spec in planned.specs},
+            "skipped": {reason: ids for reason, ids in skipped.items() if ids},
+        }
+        return channels, summary
+
     async def _plan(
         self, source: StockSource, stopper: Stopper, progress: Progress, sample: bool
-    ) -> tuple[Plan | None, SyncReport]:
+    ) -> tuple[Plan | None, SyncReport, ChannelSync | None]:
         """Read both sides and plan; (None, report) when the reads could not finish."""
         ctp = self.clients.ctp
         phases: dict[str, float] = {}
         with timed(phases, "read"):
-            snapshot, entries = await self._read(source, stopper, progress)
+            channels, channel_summary = await self._channels(create=not sample)
+            snapshot, entries, per_store = await self._read(source, stopper, progress, channels)
+            if snapshot.complete and isinstance(source, ExportSource):
+                await self._node_state(snapshot, save=not sample)
         if not snapshot.complete:
             report = SyncReport(
                 Status.PARTIAL,
@@ -326,12 +396,19 @@ class InventorySync:
                 export_id=snapshot.export_id,
             )
             report.phases_s = phases
-            return None, report
+            return None, report, channels
+        node_channels = channels.node_channels() if channels is not None else {}
+        nodes = snapshot.nodes or {}
         with timed(phases, "products"):
-            missing = skus_without_entry(snapshot.atp, entries)
+            missing = skus_without_entry(snapshot.atp, entries) if self.aggregate else []
+            if channels is not None:
+                extra = skus_without_channel_entry(nodes, node_channels, per_store)
+                missing = sorted(set(missing) | extra)
             products = await product_skus(ctp, missing, self.settings.concurrency, progress)
         with timed(phases, "plan"):
-            plan = plan_sync(snapshot.atp, entries, products)
+            plan = plan_sync(snapshot.atp, entries, products) if self.aggregate else Plan()
+            if channels is not None:
+                plan += plan_channel_entries(nodes, node_channels, per_store, products)
         report = SyncReport(
             Status.OK,
             unchanged=plan.unchanged,
@@ -343,29 +420,74 @@ class InventorySync:
             phases_s=phases,
             export_id=snapshot.export_id,
             exported_cursor=snapshot.cursor,
+            channels=channel_summary,
         )
         if sample:
-            report.sample = sample_changes(plan, entries, DRY_RUN_SAMPLE)
-        return plan, report
+            keys = {i: k for k, i in channels.ids.items()} if channels is not None else {}
+            everything: dict[Any, Entry] = {**entries, **per_store}
+            report.sample = sample_changes(plan, everything, DRY_RUN_SAMPLE, keys)
+        return plan, report, channels
 
     async def _read(
-        self, source: StockSource, stopper: Stopper, progress: Progress
-    ) -> tuple[StockSnapshot, dict[str, Entry]]:
+        self,
+        source: StockSource,
+        stopper: Stopper,
+        progress: Progress,
+        channels: ChannelSync | None,
+    ) -> tuple[StockSnapshot, dict[str, Entry], dict[ChannelSlot, Entry]]:
+        """NewStore's stock, the channel-less entries (unless `per-location`), and the
+        entries of the synced channels (per-location and both)."""
         ctp = self.clients.ctp
+        ids = list(channels.ids.values()) if channels is not None else []
         if not source.delta:
             # Every entry is needed: read them while NewStore is read.
-            snapshot, entries = await together(
-                source.read(progress, stopper.stop), read_channel_less_entries(ctp, progress)
+            snapshot, entries, per_store = await together(
+                source.read(progress, stopper.stop),
+                read_channel_less_entries(ctp, progress) if self.aggregate else _no_entries(),
+                read_channel_entries(ctp, ids, progress),
             )
-            return snapshot, entries
+            return snapshot, entries, per_store
         # A delta names its SKUs: only their entries are read, after it. This is what keeps
         # a quiet run at a handful of requests however large the inventory.
         snapshot = await source.read(progress, stopper.stop)
         if not snapshot.complete:
-            return snapshot, {}
+            return snapshot, {}, {}
         skus = list(snapshot.atp)
-        entries = await fetch_channel_less(ctp, skus, self.settings.concurrency, progress)
-        return snapshot, entries
+        concurrency = self.settings.concurrency
+        entries = (
+            await fetch_channel_less(ctp, skus, concurrency, progress) if self.aggregate else {}
+        )
+        per_store = await fetch_channel_entries(ctp, skus, ids, concurrency)
+        return snapshot, entries, per_store
+
+    async def _node_state(self, snapshot: StockSnapshot, save: bool) -> None:
+        """Keep NewStore's ATP per node between runs, and give a delta its true totals.
+
+        A delta's rows merge into the kept state (job/nodes.py: right whether a delta holds
+        only the changed (product, node) rows or every node of a changed product), and the
+        SKU's aggregate is the sum of the merged nodes, not of the delta's rows. A full
+        export replaces the whole state. Saved before anything is written: it is NewStore's
+        state, whatever the writes do; if it cannot be saved the run fails (503) and nothing
+        is written, so the kept state never lags behind the cursor."""
+        rows = snapshot.nodes or {}
+        if snapshot.delta:
+            current = await self.nodes.load(rows)
+            stored = {sku: current[bucket_key(sku)].skus.get(sku, {}) for sku in rows}
+            merged = merge_delta(stored, rows, self.settings.delta_rows)
+            changed = rebucket(current, merged, replace_all=False)
+            snapshot.nodes = merged
+            snapshot.atp = {sku: sum(nodes.values()) for sku, nodes in merged.items()}
+        else:
+            current = await self.nodes.load_all()
+            changed = rebucket(current, rows, replace_all=True)
+        if save:
+            await self.nodes.save(changed)
+            if not snapshot.delta:
+                await self.nodes.mark_ready()
+
+
+async def _no_entries() -> dict[str, Entry]:
+    return {}
 
 
 def _all_applied(report: SyncReport) -> bool:

@@ -30,6 +30,13 @@ SHIPPING_METHODS: list[tuple[str, str, int]] = [  # (key = NewStore service leve
     ("EXPRESS", "Express (next day)", 1495),
 ]
 FULFILLMENT_NODES = ["US-EAST-DC", "US-WEST-DC", "NYC-STORE-01"]
+# names the sandbox's Location API serves (its own assumption: NewStore's documented list
+# has none); the demo's per-store channels are named after them
+LOCATION_NAMES = {
+    "US-EAST-DC": "East Coast DC",
+    "US-WEST-DC": "West Coast DC",
+    "NYC-STORE-01": "New York Store",
+}
 CUSTOMERS = [
     ("Ada", "Lovelace", "ada@example.com", "10 Downing Ave", "New York", "NY", "10001"),
     ("Grace", "Hopper", "grace@example.com", "500 Navy Yard", "Arlington", "VA", "22202"),
@@ -103,7 +110,11 @@ def newstore_seed(atp_by_node: dict[str, int] | None = None) -> Json:
         for sku, _, _ in PRODUCTS
         for node in FULFILLMENT_NODES
     ]
-    return {"products": [{"product_id": sku, "sku": sku} for sku, _, _ in PRODUCTS], "stock": stock}
+    return {
+        "products": [{"product_id": sku, "sku": sku} for sku, _, _ in PRODUCTS],
+        "stock": stock,
+        "locations": [{"id": node, "name": name} for node, name in LOCATION_NAMES.items()],
+    }
 
 
 @dataclass(frozen=True)

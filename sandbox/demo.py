@@ -17,6 +17,7 @@ from rich.table import Table
 from connector import deploy
 from connector.commercetools import CommercetoolsClient
 from connector.logs import configure_logging
+from job.settings import InventorySettings
 from sandbox import catalog
 from sandbox.stack import Stack, running_stack
 
@@ -27,7 +28,9 @@ def run_demo(order_count: int = 4) -> None:
     configure_logging("WARNING")
     started = time.monotonic()
     console.print("starting the emulators and both apps on loopback...")
-    with running_stack(with_job_app=True) as stack:
+    # Per-store stock as well as the total: one supply channel per NewStore location.
+    job_settings = InventorySettings(channels="both")
+    with running_stack(with_job_app=True, job_settings=job_settings) as stack:
         _show_services(stack)
         _step("post-deploy", _deploy(stack, deploy.post_deploy))
         _seed_stale_inventory(stack)
@@ -122,11 +125,30 @@ def _inventory(stack: Stack) -> None:
     for sku, _, _ in catalog.PRODUCTS:
         table.add_row(sku, str(atp.get(sku, 0)), str(before.get(sku, "-")), str(after.get(sku)))
     console.print(table)
+    _per_store(stack)
     _step(
         "job",
         f"created {summary['created']}, updated {summary['updated']}, unchanged "
         f"{summary['unchanged']}, failed {len(summary['failed'])} in {summary['duration_s']} s",
     )
+
+
+def _per_store(stack: Stack) -> None:
+    """The supply channels the job made of NewStore's locations, and their entries."""
+    channels = {c["id"]: c for c in stack.ctp.collections["channel"].items.values()}
+    keys = sorted(channels, key=lambda i: channels[i]["key"])
+    held: dict[tuple[str, str], int] = {}
+    for entry in stack.ctp.collections["inventory-entry"].items.values():
+        if entry.get("supplyChannel"):
+            held[(entry["sku"], entry["supplyChannel"]["id"])] = entry["quantityOnStock"]
+    titles = [
+        f"{channels[i]['key']}\n{next(iter(channels[i].get('name', {}).values()), '')}"
+        for i in keys
+    ]
+    table = Table("SKU", *titles, title="per-store stock (supply channels)")
+    for sku, _, _ in catalog.PRODUCTS:
+        table.add_row(sku, *(str(held.get((sku, i), "-")) for i in keys))
+    console.print(table)
 
 
 def _newstore_atp(stack: Stack) -> dict[str, int]:

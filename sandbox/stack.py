@@ -25,6 +25,7 @@ from connector.settings import (
 from event.app import create_app as create_event_app
 from event.settings import OrderSettings
 from job.app import create_app as create_job_app
+from job.settings import InventorySettings
 from sandbox import catalog
 from sandbox import commercetools as ctp_emulator
 from sandbox import newstore as newstore_emulator
@@ -138,12 +139,13 @@ def running_stack(
     with_job_app: bool = False,
     orders: OrderSettings | None = None,
     newstore_controls: Mapping[str, Any] | None = None,
+    job_settings: InventorySettings | None = None,
 ) -> Iterator[Stack]:
     """Start everything on free loopback ports; stop it all when the block exits.
 
     `newstore_controls` are `EmulatorControls` of the NewStore emulator to start with, e.g.
     `{"rate_limits": False}` or `{"fulfill_order_rate_limit": 50}`; by default its rate
-    limits are NewStore's own."""
+    limits are NewStore's own. `job_settings`: the job app's, instead of `INVENTORY_*`."""
     policy = policy or PubSubPolicy()
     with ExitStack() as running:
         pubsub_app = pubsub_simulator.create_app(
@@ -175,7 +177,7 @@ def running_stack(
             stack.event_url = running.enter_context(serve_in_thread(event_app))
             _push_to(stack, f"{stack.event_url}/event", policy)
         if with_job_app:
-            job_app = create_job_app(stack.settings())
+            job_app = create_job_app(stack.settings(), job_settings)
             stack.apps["job"] = job_app
             stack.job_url = running.enter_context(serve_in_thread(job_app))
         yield stack

@@ -10,13 +10,14 @@ code. (`import graphql` below is the graphql-core library: imports are absolute.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from typing import Any
 
 import graphql
 
 from sandbox.commercetools.common import Json
-from sandbox.commercetools.errors import CtError, invalid_input
+from sandbox.commercetools.errors import CtError, invalid_input, invalid_json
 from sandbox.commercetools.predicates import parse_predicate
 from sandbox.commercetools.state import CommercetoolsEmulator
 from sandbox.commercetools.store import MAX_LIMIT, MAX_OFFSET, Query, parse_sort
@@ -38,6 +39,21 @@ type Mutation {
   updateInventoryEntry(id: String, key: String, version: Long!,
     actions: [InventoryEntryUpdateAction!]!): InventoryEntry
   deleteInventoryEntry(id: String, key: String, version: Long!): InventoryEntry
+  createOrUpdateCustomObject(draft: CustomObjectDraft!): CustomObject
+}
+
+input CustomObjectDraft {
+  key: String!
+  container: String!
+  value: String!
+  version: Long
+}
+
+type CustomObject {
+  id: String!
+  version: Long!
+  container: String!
+  key: String!
 }
 
 type ProductQueryResult {
@@ -160,6 +176,7 @@ class GraphQLApi:
             ("Mutation", "createInventoryEntry"): self.create_inventory_entry,
             ("Mutation", "updateInventoryEntry"): self.update_inventory_entry,
             ("Mutation", "deleteInventoryEntry"): self.delete_inventory_entry,
+            ("Mutation", "createOrUpdateCustomObject"): self.upsert_custom_object,
             ("Product", "skus"): lambda product, _info: _product_skus(product),
             ("ProductData", "allVariants"): lambda data, _info: _all_variants(data),
             ("ProductData", "skus"): lambda data, _info: _variant_skus(data),
@@ -228,6 +245,17 @@ class GraphQLApi:
 
     def delete_inventory_entry(self, _root: Any, _info: Any, **args: Any) -> Json:
         return self.emu.delete_inventory(self._entry(args)["id"], args["version"])
+
+    def upsert_custom_object(self, _root: Any, _info: Any, draft: Json) -> Json:
+        """The value comes as escaped JSON (the schema's `CustomObjectDraft.value`)."""
+        try:
+            value = json.loads(draft["value"])
+        except ValueError:
+            raise invalid_json("value: escaped JSON expected") from None
+        body = {"container": draft["container"], "key": draft["key"], "value": value}
+        if draft.get("version") is not None:
+            body["version"] = draft["version"]
+        return self.emu.upsert_custom_object(body)[0]
 
     def _entry(self, args: Json) -> Json:
         if args.get("id") is not None:

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from sandbox.commercetools.channels import new_channel, update_channel
 from sandbox.commercetools.common import Json
 from sandbox.commercetools.errors import CtError, ct_error_body, invalid_input, invalid_json
 from sandbox.commercetools.expansion import expand_all
@@ -126,6 +127,16 @@ def _inventory_routes(app: FastAPI, emu: CommercetoolsEmulator, base: str) -> No
     @app.delete(f"{base}/inventory/{{entry_id}}")
     async def delete_inventory(entry_id: str, request: Request) -> Response:
         return ok(emu.delete_inventory(entry_id, version_param(request, required=True)))
+
+
+def _channel_routes(app: FastAPI, emu: CommercetoolsEmulator, base: str) -> None:
+    @app.post(f"{base}/channels")
+    async def create_channel(request: Request) -> Response:
+        return ok(new_channel(emu, await read_object(request)), 201)
+
+    @app.post(f"{base}/channels/{{channel_id}}")
+    async def change_channel(channel_id: str, request: Request) -> Response:
+        return ok(update_channel(emu, channel_id, await read_object(request)))
 
 
 def _custom_object_routes(app: FastAPI, emu: CommercetoolsEmulator, base: str) -> None:
@@ -313,6 +324,7 @@ def create_app(
     _inventory_routes(app, emu, base)
     _read_routes(app, emu, base, "inventory-entry", "inventory")
     _custom_object_routes(app, emu, base)
+    _channel_routes(app, emu, base)
     _graphql_route(app, emu, base)
     _subscription_routes(app, emu, base)
     for type_id, path, _ in RESOURCE_TYPES:

@@ -23,7 +23,8 @@ from starlette.responses import JSONResponse, Response
 from sandbox.controls import SANDBOX_PREFIX, install_controls
 from sandbox.newstore.errors import Rejected, error_body, error_response, oauth_error
 from sandbox.newstore.exports import ExportJob
-from sandbox.newstore.seeds import SeedRequest, StockRequest, apply_seed
+from sandbox.newstore.locations import LocationSeed, list_locations
+from sandbox.newstore.seeds import SeedRequest, StockRequest, apply_seed, seed_locations
 from sandbox.newstore.state import EmulatorControls, NewStoreEmulator
 
 # --- request helpers --------------------------------------------------------------------
@@ -122,8 +123,21 @@ def create_app(
     _add_order_routes(app, state)
     _add_stock_routes(app, state)
     _add_export_routes(app, state)
+    _add_location_routes(app, state)
     _add_sandbox_routes(app, state)
     return app
+
+
+def _add_location_routes(app: FastAPI, state: NewStoreEmulator) -> None:
+    @app.get("/v0/d/locations")
+    async def locations(request: Request) -> Response:
+        if (denied := _auth_failure(state, request)) is not None:
+            return denied
+        return JSONResponse(list_locations(state.nodes_seen, state.locations))
+
+    @app.post(f"{SANDBOX_PREFIX}/locations")
+    async def set_locations(body: list[LocationSeed]) -> dict[str, int]:
+        return {"locations": seed_locations(state, body)}
 
 
 def _add_token_routes(app: FastAPI, state: NewStoreEmulator) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from sandbox.newstore.locations import LocationSeed
 from sandbox.newstore.state import DEFAULT_NODES, NewStoreEmulator
 
 
@@ -17,8 +18,9 @@ class ProductSeed(BaseModel):
 class StockRow(BaseModel):
     product_id: str
     fulfillment_node_id: str
-    atp: int
+    atp: int = 0
     sku: str | None = None
+    remove: bool = False  # the node no longer stocks the product (its row disappears)
 
 
 class BulkSeed(BaseModel):
@@ -30,6 +32,7 @@ class SeedRequest(BaseModel):
     products: list[ProductSeed] = Field(default_factory=list)
     stock: list[StockRow] = Field(default_factory=list)
     bulk: BulkSeed | None = None
+    locations: list[LocationSeed] = Field(default_factory=list)
     reset: bool = False
 
 
@@ -44,8 +47,17 @@ def apply_seed(state: NewStoreEmulator, seed: SeedRequest) -> dict[str, int]:
     state.set_stock(row.model_dump() for row in seed.stock)
     if seed.bulk is not None:
         state.bulk_seed_stock(seed.bulk.n_skus, seed.bulk.nodes)
+    seed_locations(state, seed.locations)
     return {
         "products": len(state.products),
         "stock_rows": len(state.row_keys()),
         "revision": state.revision,
     }
+
+
+def seed_locations(state: NewStoreEmulator, locations: list[LocationSeed]) -> int:
+    """Set attributes of locations (creating them if no stock row named them yet)."""
+    for location in locations:
+        fields = location.model_dump(exclude={"id"}, exclude_none=True)
+        state.locations.setdefault(location.id, {}).update(fields)
+    return len(locations)

@@ -54,6 +54,15 @@ class EmulatorControls(BaseModel):
         description="a delta export with no rows reports last_updated_at 0, as some "
         "NewStore integrations expect; off: it reports the current revision",
     )
+    # assumption: NewStore's Availabilities Export page does not say what a global delta
+    # holds for a changed product; its note that only a channel export re-exports "the whole
+    # channel ... and not just the updated ATP of the location" suggests the changed rows.
+    export_delta_rows: Literal["changed", "product"] = Field(
+        "changed",
+        description="what a delta holds for a changed product: only its (product, node) rows "
+        "that changed (a node removed from the product as a row with ATP 0: assumption, the "
+        "docs are silent), or every node it has now (a removed node is simply absent)",
+    )
     stocked_products_max_limit: int = Field(STOCKED_PRODUCTS_MAX_LIMIT, ge=1)
     # NewStore's documented rate limits and the readings the emulator assumes where the
     # documentation is silent: sandbox/newstore/limits.py.
@@ -123,6 +132,11 @@ class NewStoreEmulator:
         self.products: dict[str, str] = {}  # product_id -> sku
         self.stock: dict[str, dict[str, list[int]]] = {}  # product_id -> node -> [atp, rev]
         self.product_revision: dict[str, int] = {}  # last revision any node's ATP changed
+        self.removed: dict[str, dict[str, int]] = {}  # product_id -> node -> rev of removal
+        # Location API (sandbox/newstore/locations.py): every node ever stocked, and what
+        # the sandbox set on some of them (enabled, type, name)
+        self.nodes_seen: set[str] = set()
+        self.locations: dict[str, dict[str, Any]] = {}
         self.revision = 0
         self.exports: dict[str, ExportJob] = {}
         self._row_keys: list[tuple[str, str]] | None = None
@@ -175,7 +189,14 @@ class NewStoreEmulator:
                 self.products.setdefault(product_id, product_id)
             nodes = self.stock.setdefault(product_id, {})
             entry = nodes.get(node)
-            if entry is None:
+            self.nodes_seen.add(node)
+            if row.get("remove"):  # the location no longer stocks the product
+                if entry is None:
+                    continue
+                del nodes[node]
+                self.removed.setdefault(product_id, {})[node] = rev
+                self._row_keys = None
+            elif entry is None:
                 nodes[node] = [atp, rev]
                 self._row_keys = None
             elif entry[0] != atp:
@@ -200,6 +221,7 @@ class NewStoreEmulator:
         rev = self.revision
         products, stock, revisions = self.products, self.stock, self.product_revision
         spread = [(node, 5 * k) for k, node in enumerate(nodes)]
+        self.nodes_seen.update(nodes)
         with _gc_paused():
             for i in range(first, first + n_skus):
                 product_id = f"P{i:07d}"
@@ -236,6 +258,9 @@ class NewStoreEmulator:
         self.products.clear()
         self.stock.clear()
         self.product_revision.clear()
+        self.removed.clear()
+        self.nodes_seen.clear()
+        self.locations.clear()
         self.exports.clear()
         self._row_keys = None
 
@@ -297,16 +322,28 @@ class NewStoreEmulator:
         self._drop_old_snapshots()
 
     def _export_snapshot(self, cursor: int | None) -> list[tuple[str, str, int, int]]:
-        # A changed product is exported with every node, not just the one that changed.
         if cursor is None:
             product_ids: Iterable[str] = self.stock.keys()
         else:
             product_ids = [p for p, rev in self.product_revision.items() if rev > cursor]
-        return [
-            (product_id, node, entry[0], entry[1])
-            for product_id in product_ids
-            for node, entry in self.stock.get(product_id, {}).items()
-        ]
+        if cursor is None or self.controls.export_delta_rows == "product":
+            # A changed product with every node it has now, not just the one that changed.
+            return [
+                (product_id, node, entry[0], entry[1])
+                for product_id in product_ids
+                for node, entry in self.stock.get(product_id, {}).items()
+            ]
+        # Only the (product, node) rows that changed after the cursor; a removed one with
+        # ATP 0 (assumption: the Availabilities Export page is silent on removals).
+        rows = []
+        for product_id in product_ids:
+            for node, entry in self.stock.get(product_id, {}).items():
+                if entry[1] > cursor:
+                    rows.append((product_id, node, entry[0], entry[1]))
+            for node, rev in self.removed.get(product_id, {}).items():
+                if rev > cursor and node not in self.stock.get(product_id, {}):
+                    rows.append((product_id, node, 0, rev))
+        return rows
 
     def _drop_old_snapshots(self) -> None:
         finished = [j for j in self.exports.values() if j.snapshot is not None]

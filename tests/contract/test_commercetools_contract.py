@@ -280,15 +280,21 @@ def _document() -> dict[str, Any]:
     - the concrete schemas refuse properties they do not define (`unevaluatedProperties`,
       which sees through `allOf`), so that a misspelt optional field is caught;
     - a required property named `//` is how the RAML-to-OpenAPI conversion writes RAML's
-      pattern property `//` ("any name"): no property by that name is required;
+      pattern property `//` ("any name"): no property by that name is required; a name
+      `/<regex>/` (LocalizedString's locale keys) makes every property name match it;
     - `GraphQLVariablesMap`'s values are GraphQL values of their declared types (lists,
       numbers...), not only the strings its `additionalProperties` says (the same conversion):
       they are checked against the GraphQL schema instead (`graphql_errors`)."""
     document = copy.deepcopy(openapi())
     schemas: dict[str, Any] = document["components"]["schemas"]
     for spec in schemas.values():
-        if "//" in spec.get("required", ()):
-            spec["required"] = [name for name in spec["required"] if name != "//"]
+        # RAML pattern properties, written as required names `/<regex>/` (`//`: any name;
+        # LocalizedString's `/^[a-z]{2}(-[A-Z]{2})?$/`: a locale): names must match them.
+        patterns = [n for n in spec.get("required", ()) if len(n) > 1 and n[0] == n[-1] == "/"]
+        if patterns:
+            spec["required"] = [name for name in spec["required"] if name not in patterns]
+            if regexes := [p[1:-1] for p in patterns if p != "//"]:
+                spec["propertyNames"] = {"pattern": regexes[0]}
     schemas["GraphQLVariablesMap"]["additionalProperties"] = True
     bases = [name for name, s in schemas.items() if "discriminator" in s]
     for name in bases:

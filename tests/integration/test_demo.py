@@ -15,6 +15,8 @@ def test_demo_runs_end_to_end() -> None:
         "subscription newstore-connector-order-created created",
         "orders injected",
         "inventory sync",
+        "per-store stock (supply channels)",
+        "New York Store",
         "failed 0",
         "deleted",
         "demo finished",

@@ -54,6 +54,7 @@ async def test_a_full_export_then_a_delta_with_every_node_of_the_changed_product
     newstore: NewStoreClient, ns_emulator: NewStoreEmulator
 ) -> None:
     seed(ns_emulator)
+    ns_emulator.controls.export_delta_rows = "product"  # the other reading of the docs
     full = await source(newstore).read()
     assert full.atp == {"SKU-0": 30, "SKU-1": 30, "SKU-2": 30}
     assert (full.delta, full.complete, full.rows, full.cursor) == (False, True, 9, 1)

@@ -132,7 +132,8 @@ async def test_a_first_full_export_then_a_delta_of_what_changed(
         "delta since cursor 1",
     )
     assert body["cursor"] == {"before": 1, "exported": 3, "after": 3}
-    assert (second.updated, second.created, second.stock_rows) == (3, 0, 9)
+    # The emulator exports only the changed (product, node) rows by default: 1 + 3 + 1.
+    assert (second.updated, second.created, second.stock_rows) == (3, 0, 5)
     expected = targets(ns_emulator)
     assert held(ct_emulator)[sku(2)] == expected[sku(2)] == 40 + node_atp(2, 0) + node_atp(2, 2)
     assert held(ct_emulator)[sku(9)] == 0 and second.negative_clamped == 1
@@ -140,8 +141,9 @@ async def test_a_first_full_export_then_a_delta_of_what_changed(
     assert held(ct_emulator)[sku(5)] == 999
     # a delta reads only its own SKUs' entries: no token, no entry pages
     assert second.requests["newstore"] == 4  # start, two polls, the file
-    # lease (3), cursor read and write, one entry query, one write batch
-    assert second.requests["commercetools"] == 7
+    # lease (3), cursor read and write, one entry query, one write batch; the per-node
+    # state: its marker, one query for the buckets of the 3 SKUs, one request writing them
+    assert second.requests["commercetools"] == 10
 
     # Once the reconciliation period has passed, a full export heals the drift.
     clock.now += timedelta(days=1)
@@ -175,8 +177,8 @@ async def test_no_change_means_no_write_and_a_cursor_that_stays(
         "after": before[0],
     }
     assert stored_cursor(ct_emulator) == before  # not even rewritten
-    # lease (3), cursor read, export start, two polls, download
-    assert total_requests(quiet) == 8
+    # lease (3), cursor read, the per-node state's marker, export start, two polls, download
+    assert total_requests(quiet) == 9
 
 
 class RefusingWrites(httpx.AsyncBaseTransport):
@@ -197,7 +199,8 @@ class RefusingWrites(httpx.AsyncBaseTransport):
 @pytest.fixture
 async def failing_ctp(ct_app: FastAPI) -> AsyncIterator[CommercetoolsClient]:
     settings = sandbox_ctp_settings()
-    http = httpx.AsyncClient(transport=RefusingWrites(ct_app, allowed=2))
+    # the per-node state's one save (a mutation too), then two entry writes
+    http = httpx.AsyncClient(transport=RefusingWrites(ct_app, allowed=3))
     async with CommercetoolsClient(settings, http=http, retry=FAST_RETRY) as client:
         yield client
 

@@ -653,6 +653,7 @@ async def test_full_then_delta_export_with_every_node_of_a_changed_product(
     client: httpx.AsyncClient, emulator: NewStoreEmulator
 ) -> None:
     seed_three_by_three(emulator)
+    emulator.controls.export_delta_rows = "product"  # not the default reading of the docs
     full = await run_export(client)
     rows = await download(client, full["link"])
     assert len(rows) == 9

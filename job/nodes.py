@@ -1,0 +1,239 @@
+"""Per-node ATP kept between incremental runs, so that a delta yields the right totals.
+
+NewStore's docs do not say whether a global delta export carries every node of a changed
+product or only the (product, node) rows that changed (the Availabilities Export page says
+only a *channel* export re-exports "the whole channel ... and not just the updated ATP of
+the location"; ../shared/DESIGN.md). Summing a delta's rows is right only under the first
+reading: a SKU at 3 + 4 whose first node drops to 0 would be written as 0 instead of 4.
+
+So the job keeps what every node last reported, per SKU, and a delta *merges* into it:
+the rows of a delta replace those nodes' values, the others keep theirs. That is right
+under both readings. `INVENTORY_DELTA_ROWS=product` (the other reading, declared) makes a
+product's rows replace its whole record instead, so a node that disappeared from a product
+is dropped at once; under `changed` (the default) it is dropped when NewStore sends it with
+ATP 0, or at the next full export, which replaces every record.
+
+Where it lives, and why (docs/inventory.md, "Per-node state"): Custom Objects in the
+container `<INVENTORY_LEASE_CONTAINER>-nodes`, one per bucket of SKUs (4,096 buckets by a
+stable hash of the SKU, key `nodes-<hex>`), value `{sku: {node: atp}}`. Not on the entries
+themselves: in the default `aggregate` mode there is no per-node entry, a custom field would
+need a Type (and the `manage_types` scope) and rewrite every entry once; and a record per
+SKU would cost a request per changed SKU. A delta reads only the buckets of its SKUs (100
+keys a query) and writes those that changed (100 to a GraphQL request); a quiet run reads
+none.
+
+The state is NewStore's truth, not commercetools': it is saved once the export is read,
+before the writes, whatever they do. Merging the same rows twice is harmless, so a run whose
+cursor does not move (a failed write) and the repeated delta of the next run agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from connector.commercetools import CommercetoolsClient, CommercetoolsError
+from connector.http import UpstreamError
+from job.bounded import chunks, for_each
+
+DeltaRows = Literal["changed", "product"]
+NodeAtp = dict[str, int]  # fulfillment node id -> ATP
+
+BUCKETS = 4096
+KEY_PREFIX = "nodes-"
+# Written once a full export's records are saved: until then a delta cannot be merged into
+# anything, and the run makes a full export instead.
+READY_KEY = "ready"
+KEYS_PER_QUERY = 100
+PAGE_LIMIT = 500
+WRITE_BATCH = 100  # buckets per GraphQL request
+
+
+def bucket_key(sku: str) -> str:
+    """The Custom Object key holding a SKU's record (stable across processes)."""
+    digest = hashlib.blake2b(sku.encode(), digest_size=4).digest()
+    return f"{KEY_PREFIX}{int.from_bytes(digest, 'big') % BUCKETS:03x}"
+
+
+def container_of(lease_container: str) -> str:
+    return f"{lease_container}-nodes"
+
+
+@dataclass
+class Bucket:
+    key: str
+    version: int = 0  # of the Custom Object; 0 while it does not exist
+    skus: dict[str, NodeAtp] = field(default_factory=dict)
+
+
+# --- pure ---------------------------------------------------------------------------------
+
+
+def merge_delta(
+    stored: Mapping[str, Mapping[str, int]],
+    delta: Mapping[str, Mapping[str, int]],
+    reading: DeltaRows,
+) -> dict[str, NodeAtp]:
+    """The per-node ATP of every SKU of a delta, after the delta.
+
+    `changed`: the delta's nodes replace the stored values of those nodes only;
+    `product`: the delta holds every node of each of its products, so it replaces them all.
+    Nodes reported with ATP 0 are not kept (a missing node counts 0 anyway)."""
+    merged: dict[str, NodeAtp] = {}
+    for sku, nodes in delta.items():
+        base = {} if reading == "product" else dict(stored.get(sku) or {})
+        base.update(nodes)
+        merged[sku] = {node: atp for node, atp in base.items() if atp != 0}
+    return merged
+
+
+def compact(nodes: Mapping[str, int]) -> NodeAtp:
+    return {node: atp for node, atp in nodes.items() if atp != 0}
+
+
+def rebucket(
+    current: Mapping[str, Bucket], records: Mapping[str, Mapping[str, int]], replace_all: bool
+) -> list[Bucket]:
+    """The buckets to write: `records` put into their buckets (a full export: `replace_all`,
+    every bucket holds exactly the records given, and SKUs no longer exported are dropped).
+    Only buckets whose content changes are returned."""
+    content: dict[str, dict[str, NodeAtp]] = {}
+    if not replace_all:
+        for key, bucket in current.items():
+            content[key] = {sku: dict(nodes) for sku, nodes in bucket.skus.items()}
+    else:
+        content = {key: {} for key in current}
+    for sku, nodes in records.items():
+        kept = compact(nodes)
+        box = content.setdefault(bucket_key(sku), {})
+        if kept:
+            box[sku] = kept
+        else:
+            box.pop(sku, None)
+    changed = []
+    for key, skus in content.items():
+        before = current.get(key)
+        if before is None and not skus:
+            continue
+        if before is None or before.skus != skus:
+            changed.append(Bucket(key, before.version if before else 0, skus))
+    return sorted(changed, key=lambda b: b.key)
+
+
+def from_stored(obj: Mapping[str, Any]) -> Bucket:
+    value = obj.get("value") if isinstance(obj.get("value"), dict) else {}
+    skus: dict[str, NodeAtp] = {}
+    for sku, nodes in (value or {}).items():
+        if isinstance(nodes, dict):
+            skus[str(sku)] = {str(n): int(a) for n, a in nodes.items() if isinstance(a, int)}
+    return Bucket(str(obj["key"]), int(obj.get("version") or 0), skus)
+
+
+# --- I/O ----------------------------------------------------------------------------------
+
+
+class NodeStateError(UpstreamError):
+    """The per-node state could not be saved (another writer, or an upstream failure)."""
+
+
+class NodeStateStore:
+    def __init__(self, ctp: CommercetoolsClient, container: str, concurrency: int) -> None:
+        self.ctp = ctp
+        self.container = container
+        self.concurrency = concurrency
+
+    async def ready(self) -> bool:
+        return await self.ctp.get_custom_object(self.container, READY_KEY) is not None
+
+    async def mark_ready(self) -> None:
+        if not await self.ready():
+            try:
+                await self.ctp.put_custom_object(self.container, READY_KEY, True, 0)
+            except CommercetoolsError as error:
+                if "ConcurrentModification" not in error.codes:  # another run was first
+                    raise
+
+    async def load(self, skus: Iterable[str]) -> dict[str, Bucket]:
+        """The buckets holding these SKUs (absent ones as empty buckets at version 0)."""
+        keys = sorted({bucket_key(sku) for sku in skus})
+        found: dict[str, Bucket] = {key: Bucket(key) for key in keys}
+
+        async def read(batch: Sequence[str]) -> None:
+            where = f"key in ({', '.join(_quoted(k) for k in batch)})"
+            for obj in await self.ctp.query_custom_objects(
+                self.container, [where], limit=len(batch)
+            ):
+                found[str(obj["key"])] = from_stored(obj)
+
+        await for_each(list(chunks(keys, KEYS_PER_QUERY)), read, self.concurrency)
+        return found
+
+    async def load_all(self) -> dict[str, Bucket]:
+        """Every stored bucket (a full export replaces them all)."""
+        found: dict[str, Bucket] = {}
+        where: list[str] = []
+        while True:
+            page = await self.ctp.query_custom_objects(self.container, where, limit=PAGE_LIMIT)
+            for obj in page:
+                if str(obj["key"]).startswith(KEY_PREFIX):
+                    found[str(obj["key"])] = from_stored(obj)
+            if len(page) < PAGE_LIMIT:
+                return found
+            where = [f"key > {_quoted(str(page[-1]['key']))}"]
+
+    async def save(self, buckets: list[Bucket]) -> None:
+        """Write each at the version it was read at, `WRITE_BATCH` to a GraphQL request
+        (aliased `createOrUpdateCustomObject`s); `NodeStateError` if any fails."""
+        failures: list[str] = []
+
+        async def write(batch: Sequence[Bucket]) -> None:
+            document, variables = save_document(self.container, batch)
+            try:
+                body = await self.ctp.graphql(document, variables)
+            except UpstreamError as error:
+                failures.extend(f"{bucket.key}: {error}" for bucket in batch)
+                return
+            data = body.get("data") or {}
+            for problem in body.get("errors") or []:
+                where = (problem.get("path") or ["?"])[0]
+                failures.append(f"{where}: {problem.get('message')}")
+            failures.extend(
+                f"{bucket.key}: no result"
+                for index, bucket in enumerate(batch)
+                if data.get(f"n{index}") is None and not body.get("errors")
+            )
+
+        await for_each(list(chunks(buckets, WRITE_BATCH)), write, self.concurrency)
+        if failures:
+            raise NodeStateError(
+                "commercetools",
+                f"per-node state not saved ({len(failures)} of {len(buckets)}): {failures[0]}"[
+                    :300
+                ],
+            )
+
+
+def save_document(container: str, batch: Sequence[Bucket]) -> tuple[str, dict[str, Any]]:
+    """One aliased mutation per bucket, its draft a variable (`value` is escaped JSON, as
+    `CustomObjectDraft` says; version 0: create only if absent)."""
+    declared = ", ".join(f"$d{i}: CustomObjectDraft!" for i in range(len(batch)))
+    fields = "\n".join(
+        f"  n{i}: createOrUpdateCustomObject(draft: $d{i}) {{ version }}" for i in range(len(batch))
+    )
+    variables = {
+        f"d{i}": {
+            "container": container,
+            "key": bucket.key,
+            "value": json.dumps(bucket.skus, separators=(",", ":"), sort_keys=True),
+            "version": bucket.version,
+        }
+        for i, bucket in enumerate(batch)
+    }
+    return f"mutation SaveNodeState({declared}) {{\n{fields}\n}}", variables
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,184 @@
+"""Totals that stay right under both readings of a delta export (job/nodes.py).
+
+A delta may hold only the (product, node) rows that changed (the emulator's default, the
+reading NewStore's docs suggest) or every node of a changed product; the job keeps the
+per-node ATP between runs and merges, so both give the true sum.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from connector.commercetools import CommercetoolsClient
+from connector.newstore import NewStoreClient
+from job.export import PollPolicy
+from job.nodes import Bucket, bucket_key, container_of, merge_delta, rebucket
+from job.settings import InventorySettings
+from job.sync import InventorySync, JobClients, Status
+from sandbox.commercetools import CommercetoolsEmulator
+from sandbox.newstore import NewStoreEmulator
+
+FAST_POLLS = PollPolicy(timeout_s=5.0, first_s=0.001, max_s=0.01)
+NODES_CONTAINER = container_of("newstore-connector-jobs")
+
+
+def make_sync(ctp: CommercetoolsClient, newstore: NewStoreClient, **settings: Any) -> InventorySync:
+    inventory = InventorySettings(**{"concurrency": 4, "sync_mode": "incremental", **settings})
+    return InventorySync(JobClients(ctp, newstore), inventory, polls=FAST_POLLS)
+
+
+def held(emulator: CommercetoolsEmulator) -> dict[str, int]:
+    entries = emulator.collections["inventory-entry"].items.values()
+    return {e["sku"]: e["quantityOnStock"] for e in entries if "supplyChannel" not in e}
+
+
+def stock(emulator: NewStoreEmulator, rows: list[tuple[str, str, int]], **extra: Any) -> None:
+    emulator.set_stock(
+        {"product_id": f"P-{sku}", "sku": sku, "fulfillment_node_id": node, "atp": atp, **extra}
+        for sku, node, atp in rows
+    )
+
+
+@pytest.fixture(autouse=True)
+def catalog(ns_emulator: NewStoreEmulator, ct_emulator: CommercetoolsEmulator) -> None:
+    ns_emulator.clear()
+    stock(
+        ns_emulator, [("A", "DC01", 3), ("A", "STORE01", 4), ("B", "DC01", 5), ("B", "STORE01", 1)]
+    )
+    products = [{"masterVariant": {"id": 1, "sku": sku}} for sku in ("A", "B")]
+    ct_emulator.seed({"products": products})
+
+
+# --- pure ---------------------------------------------------------------------------------
+
+
+def test_a_delta_of_changed_rows_merges_into_the_other_nodes() -> None:
+    stored = {"A": {"DC01": 3, "STORE01": 4}}
+    assert merge_delta(stored, {"A": {"DC01": 0}}, "changed") == {"A": {"STORE01": 4}}
+    # the same rows merged twice give the same state (a repeated delta is harmless)
+    once = merge_delta(stored, {"A": {"DC01": 2}}, "changed")
+    assert (
+        merge_delta(once, {"A": {"DC01": 2}}, "changed") == once == {"A": {"DC01": 2, "STORE01": 4}}
+    )
+
+
+def test_a_delta_of_whole_products_replaces_them_when_declared() -> None:
+    stored = {"A": {"DC01": 3, "STORE01": 4}}
+    assert merge_delta(stored, {"A": {"STORE01": 4}}, "product") == {"A": {"STORE01": 4}}
+    # the same delta read as changed rows keeps the node it does not mention
+    assert merge_delta(stored, {"A": {"STORE01": 4}}, "changed") == stored
+
+
+def test_rebucketing_writes_only_buckets_that_change_and_a_full_export_drops_the_rest() -> None:
+    key_a, key_b = bucket_key("A"), bucket_key("B")
+    current = {key_a: Bucket(key_a, 3, {"A": {"DC01": 3}})}
+    assert rebucket(current, {"A": {"DC01": 3}}, replace_all=False) == []
+    written = rebucket(current, {"B": {"DC01": 1}}, replace_all=True)
+    by_key = {bucket.key: bucket for bucket in written}
+    assert by_key[key_b].skus == {"B": {"DC01": 1}} and by_key[key_b].version == 0
+    if key_a != key_b:
+        assert by_key[key_a].skus == {} and by_key[key_a].version == 3  # A is gone
+
+
+# --- end to end, both readings --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("delta_kind", ["changed", "product"])
+async def test_a_node_dropping_to_zero_leaves_the_other_nodes_stock(
+    ctp: CommercetoolsClient,
+    newstore: NewStoreClient,
+    ns_emulator: NewStoreEmulator,
+    ct_emulator: CommercetoolsEmulator,
+    delta_kind: str,
+) -> None:
+    ns_emulator.controls.export_delta_rows = delta_kind  # type: ignore[assignment]
+    sync = make_sync(ctp, newstore)
+    first = await sync.run()
+    assert (first.status, first.export) == (Status.OK, "full")
+    assert held(ct_emulator) == {"A": 7, "B": 6}
+
+    stock(ns_emulator, [("A", "DC01", 0)])  # 3 + 4, the first node to 0
+    second = await sync.run()
+    assert (second.status, second.export, second.updated) == (Status.OK, "delta", 1)
+    assert second.stock_rows == (1 if delta_kind == "changed" else 2)
+    assert held(ct_emulator) == {"A": 4, "B": 6}
+
+    # and back: the node that was 0 comes back at 2; B untouched all along
+    stock(ns_emulator, [("A", "DC01", 2)])
+    third = await sync.run()
+    assert (third.export, third.updated) == ("delta", 1)
+    assert held(ct_emulator) == {"A": 6, "B": 6}
+
+
+@pytest.mark.parametrize(
+    ("delta_kind", "delta_rows"), [("changed", "changed"), ("product", "product")]
+)
+async def test_a_location_that_disappears_from_a_product_no_longer_counts(
+    ctp: CommercetoolsClient,
+    newstore: NewStoreClient,
+    ns_emulator: NewStoreEmulator,
+    ct_emulator: CommercetoolsEmulator,
+    delta_kind: str,
+    delta_rows: str,
+) -> None:
+    """`changed`: NewStore sends the removed row with ATP 0 (the emulator's assumption);
+    `product`: the row is just absent, and `INVENTORY_DELTA_ROWS=product` says so."""
+    ns_emulator.controls.export_delta_rows = delta_kind  # type: ignore[assignment]
+    sync = make_sync(ctp, newstore, delta_rows=delta_rows)
+    await sync.run()
+    stock(ns_emulator, [("A", "STORE01", 0)], remove=True)
+    stock(ns_emulator, [("B", "DC01", 6)])  # another product changes in the same delta
+    report = await sync.run()
+    assert (report.status, report.export, report.updated) == (Status.OK, "delta", 2)
+    assert held(ct_emulator) == {"A": 3, "B": 7}
+
+
+async def test_a_cursor_without_per_node_state_makes_a_full_export_first(
+    ctp: CommercetoolsClient,
+    newstore: NewStoreClient,
+    ns_emulator: NewStoreEmulator,
+    ct_emulator: CommercetoolsEmulator,
+) -> None:
+    """After an upgrade the cursor exists but no per-node state: a delta would be merged
+    into nothing (A at 3 + 4, DC01 to 0, would be written as 0)."""
+    sync = make_sync(ctp, newstore)
+    await sync.run()
+    for key in [k for (c, k) in ct_emulator.custom_objects if c == NODES_CONTAINER]:
+        ct_emulator.delete_custom_object(NODES_CONTAINER, key, None)
+    stock(ns_emulator, [("A", "DC01", 0)])
+    report = await sync.run()
+    assert (report.export, report.mode_reason) == ("full", "full export: no per-node state yet")
+    assert held(ct_emulator) == {"A": 4, "B": 6}
+    after = await sync.run()  # the state exists again: back to deltas
+    assert after.export == "delta"
+
+
+async def test_a_state_that_cannot_be_saved_fails_the_run_before_any_write(
+    ctp: CommercetoolsClient,
+    newstore: NewStoreClient,
+    ns_emulator: NewStoreEmulator,
+    ct_emulator: CommercetoolsEmulator,
+) -> None:
+    sync = make_sync(ctp, newstore)
+    await sync.run()
+    # another writer changed A's bucket since it is read: the conditional write conflicts
+    key = bucket_key("A")
+    stored = ct_emulator.get_custom_object(NODES_CONTAINER, key)
+    stock(ns_emulator, [("A", "DC01", 0)])
+
+    async def racing_read(skus: Any) -> dict[str, Bucket]:
+        found = await type(sync.nodes).load(sync.nodes, skus)
+        ct_emulator.upsert_custom_object(
+            {"container": NODES_CONTAINER, "key": key, "value": stored["value"]}
+        )
+        return found
+
+    sync.nodes.load = racing_read  # type: ignore[method-assign]
+    report = await sync.run()
+    assert report.status is Status.ERROR and "per-node state not saved" in (report.error or "")
+    assert held(ct_emulator) == {"A": 7, "B": 6}  # nothing written, the cursor kept
+    sync.nodes.load = type(sync.nodes).load.__get__(sync.nodes)  # type: ignore[method-assign]
+    healed = await sync.run()
+    assert (healed.status, held(ct_emulator)) == (Status.OK, {"A": 4, "B": 6})
