@@ -8,12 +8,13 @@ import typer
 
 from cli.common import console, run
 from connector import deploy
-from connector.commercetools import CommercetoolsClient
+from connector.commercetools import NEWSTORE_CHANNEL_KEY, CommercetoolsClient
 from connector.settings import Settings
 
 
 def post_deploy_command() -> None:
-    """Create or update the OrderCreated subscription (Connect's postDeploy)."""
+    """Create or update the order messages subscription and the newstore channel (Connect's
+    postDeploy)."""
 
     async def post_deploy(settings: Settings) -> deploy.DeployResult:
         async with CommercetoolsClient(settings.commercetools) as ctp:
@@ -25,6 +26,7 @@ def post_deploy_command() -> None:
         console.print(f"[red]post-deploy: {error}[/red]")
         raise typer.Exit(2) from None
     console.print(f"subscription {deploy.SUBSCRIPTION_KEY}: {result.action}")
+    console.print(f"channel {NEWSTORE_CHANNEL_KEY}: {result.channel}")
 
 
 def pre_undeploy_command() -> None:
