@@ -27,7 +27,7 @@ from typing import Any
 from sandbox.newstore.errors import Rejected
 
 Json = dict[str, Any]
-Emit = Callable[[str, Json], None]
+Emit = Callable[[str, Json], object]
 
 
 def now_iso() -> str:

@@ -26,6 +26,7 @@ from sandbox.newstore.exports import ExportJob
 from sandbox.newstore.order_routes import install_order_routes
 from sandbox.newstore.seeds import SeedRequest, StockRequest, apply_seed
 from sandbox.newstore.state import EmulatorControls, NewStoreEmulator
+from sandbox.newstore.stream_routes import install_stream_routes
 
 # --- request helpers --------------------------------------------------------------------
 
@@ -122,6 +123,7 @@ def create_app(
     _add_token_routes(app, state)
     _add_order_routes(app, state)
     install_order_routes(app, state, _auth_failure)
+    install_stream_routes(app, state, _auth_failure)
     _add_stock_routes(app, state)
     _add_export_routes(app, state)
     _add_sandbox_routes(app, state)
