@@ -182,6 +182,9 @@ class OrderInjector:
         # Per order: when this process last recorded a transient failure, and the attempts
         # it has seen since without writing them.
         self.unrecorded: RecentlySeen[tuple[float, int]] = RecentlySeen(ttl_s=3600.0)
+        # The orders whose failure this process recorded (failed or retrying): their success
+        # deletes the record. Others' records are superseded when read (OrderRecords.failed).
+        self.failure_recorded: RecentlySeen[bool] = RecentlySeen(ttl_s=86400.0)
         self.clock: Callable[[], float] = time.monotonic
 
     async def ready(self) -> None:
@@ -241,8 +244,9 @@ class OrderInjector:
                 with call_deadline(WORK_BUDGET_S):
                     injected = await self._fetch_map_inject(order_id)
         except NotEligible as not_yet:
-            if self.unrecorded.get(order_id) is not None:  # a failure recorded here is moot
-                self.unrecorded.forget(order_id)
+            self.unrecorded.forget(order_id)
+            if self.failure_recorded.get(order_id):  # a failure recorded here is moot
+                self.failure_recorded.forget(order_id)
                 with contextlib.suppress(UpstreamError, RuntimeError):
                     await self.records.clear_failure(order_id)
             return InjectionResult(DeliveryOutcome.IGNORED, order_id, reason=not_yet.reason)
@@ -263,7 +267,8 @@ class OrderInjector:
             return await self._record_transient(order_id, _error_record(error), context, transient)
         self.prepared.forget(order_id)
         # A failure this process recorded for the order: the success deletes it.
-        recorded_failure = self.unrecorded.get(order_id) is not None
+        recorded_failure = bool(self.failure_recorded.get(order_id))
+        self.failure_recorded.forget(order_id)
         self.unrecorded.forget(order_id)
         return await self._record_success(order_id, injected, context, recorded_failure)
 
@@ -458,6 +463,8 @@ class OrderInjector:
         try:
             async with asyncio.timeout(RECORD_BUDGET_S):
                 record = await self.records.add_attempt(order_id, fields_for)
+            if record.get("status") not in SUCCESS_STATUSES:
+                self.failure_recorded.add(order_id, True)
         except (UpstreamError, TimeoutError) as error:
             # Without a record an ack would lose the order: let Pub/Sub redeliver instead.
             log.warning("could not record a permanent failure", order_id=order_id, error=str(error))
@@ -509,6 +516,8 @@ class OrderInjector:
         try:
             async with asyncio.timeout(RECORD_BUDGET_S):
                 record = await self.records.add_attempt(order_id, fields_for)
+            if record.get("status") not in SUCCESS_STATUSES:
+                self.failure_recorded.add(order_id, True)
         except (UpstreamError, TimeoutError):
             return InjectionResult(
                 DeliveryOutcome.RETRY, order_id, reason="transient_failure", error=error

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from connector.deploy import CHANNEL_DRAFT
 from connector.settings import (
     CommercetoolsSettings,
     NewStoreSettings,
@@ -170,6 +171,9 @@ def running_stack(
             apps={"ctp": ctp_app, "newstore": newstore_app, "pubsub": pubsub_app},
         )
         if with_event_app:
+            # The `newstore` channel that post-deploy creates (the event app writes order
+            # syncInfo under it), as on a deployed project.
+            stack.ctp.seed({"channels": [CHANNEL_DRAFT]})
             event_app = create_event_app(stack.settings(), orders or OrderSettings())
             stack.apps["event"] = event_app
             stack.event_url = running.enter_context(serve_in_thread(event_app))
