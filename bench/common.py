@@ -30,6 +30,7 @@ from typing import IO, Any
 
 import httpx
 
+from connector.deploy import CHANNEL_DRAFT
 from sandbox import catalog
 from sandbox.server import LOOPBACK, free_port
 from sandbox.stack import CTP_CLIENT, NS_USER, PROJECT_KEY, Stack
@@ -160,8 +161,10 @@ def _serve(kind: str, port: int) -> None:
     if kind == "ctp":
         from sandbox import commercetools
 
+        # with the `newstore` channel that post-deploy creates (the order syncInfo's)
+        seed = {**catalog.commercetools_seed(), "channels": [CHANNEL_DRAFT]}
         app = commercetools.create_app(
-            project_key=PROJECT_KEY, clients=dict([CTP_CLIENT]), seed=catalog.commercetools_seed()
+            project_key=PROJECT_KEY, clients=dict([CTP_CLIENT]), seed=seed
         )
     elif kind == "newstore":
         from sandbox import newstore
@@ -327,6 +330,10 @@ def endpoint_category(label: str) -> str:
         return "injection"
     if method == "POST" and path == f"/{PROJECT_KEY}/custom-objects":
         return "record_write"
+    if method == "POST" and path.startswith(f"/{PROJECT_KEY}/orders/"):
+        return "sync_write"  # updateSyncInfo: NewStore's order id onto the order
+    if method == "GET" and path.startswith(f"/{PROJECT_KEY}/channels/"):
+        return "channel_read"
     if method == "GET" and path.startswith(f"/{PROJECT_KEY}/custom-objects/"):
         return "record_read"
     return "other"
@@ -334,7 +341,14 @@ def endpoint_category(label: str) -> str:
 
 # What each API's requests are for the connector, listed even when none were made.
 CATEGORIES = {
-    "commercetools": ("token", "order_read", "record_write", "record_read"),
+    "commercetools": (
+        "token",
+        "channel_read",
+        "order_read",
+        "sync_write",
+        "record_write",
+        "record_read",
+    ),
     "newstore": ("token", "injection"),
 }
 
