@@ -17,10 +17,14 @@ from connector.service import service_app
 from connector.settings import Settings
 from job.settings import InventorySettings, load_inventory_settings
 from job.sync import InventorySync, Status, build_sync
+from lifecycle.settings import LifecycleSettings
+from lifecycle.upkeep import configured_lifecycle, run_upkeep
 
 
 def create_app(
-    settings: Settings | None = None, inventory: InventorySettings | None = None
+    settings: Settings | None = None,
+    inventory: InventorySettings | None = None,
+    lifecycle: LifecycleSettings | None = None,
 ) -> FastAPI:
     app = service_app(
         "newstore-connector job app",
@@ -35,7 +39,12 @@ def create_app(
     async def job(request: Request) -> JSONResponse:
         sync: InventorySync = request.app.state.worker
         report = await sync.run()
-        return JSONResponse(report.summary(), 503 if report.status is Status.ERROR else 200)
+        summary = report.summary()
+        # The lifecycle app's upkeep (lifecycle/upkeep.py), when it is deployed.
+        upkeep = lifecycle or configured_lifecycle()
+        if upkeep is not None:
+            summary["lifecycle"] = await run_upkeep(settings or Settings(), upkeep)
+        return JSONResponse(summary, 503 if report.status is Status.ERROR else 200)
 
     return app
 

@@ -9,6 +9,7 @@ import yaml
 
 from connector.settings import CommercetoolsSettings, NewStoreSettings
 from event.settings import OrderSettings
+from lifecycle.settings import LifecycleSettings
 
 CONNECT_YAML = Path(__file__).resolve().parents[2] / "connect.yaml"
 
@@ -52,3 +53,19 @@ def test_secrets_are_secured() -> None:
     for app in apps().values():
         secured = {e["key"] for e in app["configuration"]["securedConfiguration"]}
         assert {"CTP_CLIENT_SECRET", "NEW_STORE_PASSWORD", "NEW_STORE_CLIENT_SECRET"} <= secured
+
+
+def test_the_lifecycle_app_is_a_service_that_needs_its_api_key() -> None:
+    lifecycle = apps()["lifecycle"]
+    assert (lifecycle["applicationType"], lifecycle["endpoint"]) == ("service", "/lifecycle")
+    declared = variables(lifecycle)
+    expected = {f"LIFECYCLE_{name.upper()}" for name in LifecycleSettings.model_fields}
+    expected -= {"LIFECYCLE_EXTERNAL_ID_SOURCE"}  # read as NEW_STORE_EXTERNAL_ID_SOURCE
+    expected |= {"NEW_STORE_EXTERNAL_ID_SOURCE"}
+    assert expected - set(declared) == set()
+    secured = {e["key"] for e in lifecycle["configuration"]["securedConfiguration"]}
+    assert "LIFECYCLE_API_KEY" in secured
+    assert declared["LIFECYCLE_API_KEY"]["required"] is True
+    # the job (upkeep) and the event app (post-deploy registration) may carry it too
+    for name in ("job", "event"):
+        assert variables(apps()[name])["LIFECYCLE_API_KEY"]["required"] is False
