@@ -15,7 +15,9 @@ import pytest
 
 from connector import deploy
 from connector.commercetools import CommercetoolsClient
+from connector.newstore import NewStoreClient
 from event.settings import OrderSettings
+from lifecycle.registration import ensure_integration
 from sandbox.stack import PROJECT_KEY, Stack, running_stack
 from tests.helpers import order_created_message, push_envelope, store_order
 
@@ -282,3 +284,54 @@ def test_messages_that_do_not_make_an_order_eligible_are_ignored_with_a_reason(
         assert (answer.status_code, answer.json()["outcome"]) == (200, "ignored")
         assert answer.json()["reason"]
     assert counters(stack.ctp_url) == {} and counters(stack.newstore_url) == {}
+
+
+# --- both apps together: a cancellation crosses once, in either direction -----------------
+
+
+def test_cancellations_cross_once_in_either_direction_with_the_lifecycle_app() -> None:
+    with running_stack(with_lifecycle_app=True, newstore_controls={"rate_limits": False}) as stack:
+
+        async def register() -> None:
+            async with CommercetoolsClient(stack.settings().commercetools) as ctp:
+                await deploy.post_deploy(ctp, stack.env())
+            async with NewStoreClient(stack.settings().newstore) as newstore:
+                await ensure_integration(newstore, stack.lifecycle_settings())
+
+        asyncio.run(register())
+        from_newstore, from_commercetools = stack.create_order(61), stack.create_order(62)
+        stack.wait_idle()
+        ns_ids = {o.external_id: o.id for o in stack.newstore.orders.values()}
+
+        # NewStore cancels: the lifecycle app sets Cancelled, commercetools publishes
+        # OrderStateChanged, the event app sees NewStore has it cancelled: nothing sent back.
+        httpx.post(
+            f"{stack.newstore_url}/_sandbox/orders/{ns_ids[from_newstore]}/lifecycle",
+            json={"step": "cancel"},
+        ).raise_for_status()
+        httpx.post(f"{stack.newstore_url}/_sandbox/stream/deliver", timeout=30)
+        stack.wait_idle()
+
+        assert stack.ctp.get("order", from_newstore)["orderState"] == "Cancelled"
+        assert cancel_requests(stack) == []
+        record = cancellation_record(stack, from_newstore)
+        assert record is not None and record["source"] == "newstore"
+
+        # commercetools cancels: the event app cancels in NewStore, whose order.cancelled
+        # the lifecycle app then finds already applied: no second message, no loop.
+        update_order(
+            stack, from_commercetools, {"action": "changeOrderState", "orderState": "Cancelled"}
+        )
+        stack.wait_idle()
+        httpx.post(f"{stack.newstore_url}/_sandbox/stream/deliver", timeout=30)
+        stack.wait_idle()
+
+        assert [r["order_id"] for r in cancel_requests(stack)] == [ns_ids[from_commercetools]]
+        record = cancellation_record(stack, from_commercetools)
+        assert record is not None and record["source"] == "connector"
+        state_changes = [
+            m
+            for m in stack.ctp.collections["message"].items.values()
+            if m["type"] == "OrderStateChanged" and m["resource"]["id"] == from_commercetools
+        ]
+        assert len(state_changes) == 1
