@@ -335,3 +335,77 @@ def test_cancellations_cross_once_in_either_direction_with_the_lifecycle_app() -
             if m["type"] == "OrderStateChanged" and m["resource"]["id"] == from_commercetools
         ]
         assert len(state_changes) == 1
+
+
+def test_an_order_newstore_already_had_is_cancelled_by_its_external_id(stack: Stack) -> None:
+    """Injected as `already_injected` (NewStore gave no id): no syncInfo, the injection record
+    names the external id, and the cancellation uses id_type=external."""
+    order_id, newstore_id = injected(stack, 63)
+    stack.ctp.collections["order"].get(order_id)["syncInfo"] = []
+    stack.ctp.seed(
+        {
+            "customObjects": [
+                {
+                    "container": "newstore-connector-orders",
+                    "key": order_id,
+                    "value": {"status": "already_injected", "external_id": order_id},
+                }
+            ]
+        }
+    )
+    message = cancel_in_commercetools(stack, order_id)
+
+    answer = push(stack, message)
+
+    assert answer.json()["outcome"] == "cancelled"
+    assert [r["order_id"] for r in cancel_requests(stack)] == [newstore_id]
+    record = cancellation_record(stack, order_id)
+    assert record is not None and (record["id_type"], record["newstore_order_id"]) == (
+        "external",
+        order_id,
+    )
+
+
+def test_a_cancellation_waits_for_an_injection_still_being_retried(stack: Stack) -> None:
+    order_id = store_order(stack, 64)
+    retrying = {"status": "retrying", "attempts": 2, "order_id": order_id}
+    stack.ctp.seed(
+        {
+            "customObjects": [
+                {"container": "newstore-connector-orders", "key": order_id, "value": retrying}
+            ]
+        }
+    )
+    message = cancel_in_commercetools(stack, order_id)
+    assert stack.event_url
+
+    fresh = push(stack, message)
+    old = httpx.post(
+        f"{stack.event_url}/event",
+        json=push_envelope(message, published_at="2026-01-01T00:00:00Z"),
+        timeout=30,
+    )
+
+    assert (fresh.status_code, fresh.json()["reason"]) == (503, "injection_pending")
+    # after the kept payloads' lifetime every injection reads the order first and finds it
+    # cancelled: nothing can reach NewStore any more
+    assert (old.status_code, old.json()["reason"]) == (200, "not_in_newstore")
+
+
+def test_a_cancellation_failing_for_days_is_parked_as_failed(stack: Stack) -> None:
+    order_id, _ = injected(stack, 65)
+    message = cancel_in_commercetools(stack, order_id)
+    set_controls(stack.newstore_url, fault_rate=1.0)
+    assert stack.event_url
+
+    parked = httpx.post(
+        f"{stack.event_url}/event",
+        json=push_envelope(message, published_at="2026-01-01T00:00:00Z"),
+        timeout=30,
+    )
+
+    assert (parked.status_code, parked.json()["outcome"]) == (200, "failed")
+    assert parked.json()["reason"] == "transient_failure_parked"
+    record = cancellation_record(stack, order_id)
+    assert record is not None and record["status"] == "failed"
+    assert cancel_requests(stack) == []
