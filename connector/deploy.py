@@ -40,12 +40,7 @@ MESSAGES = [
         resource_type_id=MessageSubscriptionResourceTypeId.ORDER, types=ORDER_MESSAGES
     )
 ]
-CHANNEL_DRAFT: dict[str, Any] = {
-    "key": NEWSTORE_CHANNEL_KEY,
-    "roles": ["OrderExport"],
-    "name": {"en": "NewStore"},
-    "description": {"en": "NewStore order ids in order syncInfo (newstore-connector)"},
-}
+CHANNEL_DRAFT: dict[str, Any] = {"key": NEWSTORE_CHANNEL_KEY, "roles": ["OrderExport"]}
 
 
 def messages_for(env: Mapping[str, str]) -> list[MessageSubscription]:
