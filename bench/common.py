@@ -43,7 +43,7 @@ SUBSCRIPTION = "projects/sandbox-gcp/subscriptions/newstore-connector-event"
 
 Json = dict[str, Any]
 # Prefixes of the connector's configuration variables (the tests clear the same ones).
-OWN_SETTINGS = ("CTP_", "NEW_STORE_", "ORDER_", "CONNECT_", "AUTH_")
+OWN_SETTINGS = ("CTP_", "NEW_STORE_", "ORDER_", "CONNECT_", "AUTH_", "LIFECYCLE_")
 # The NewStore emulator's controls in a benchmark process, as JSON (`EmulatorControls`).
 NEWSTORE_CONTROLS_VARIABLE = "BENCH_NEWSTORE_CONTROLS"
 # The benchmarks' NewStore is a production tenant (200 calls/s, docs.newstore.com
@@ -157,6 +157,13 @@ def _serve(kind: str, port: int) -> None:
 
         os.environ["PORT"] = str(port)
         serve()
+        return
+    if kind == "lifecycle":
+        # Likewise: `newstore-connector-lifecycle`, LIFECYCLE_API_KEY from the environment.
+        from lifecycle.app import serve as serve_lifecycle
+
+        os.environ["PORT"] = str(port)
+        serve_lifecycle()
         return
     if kind == "ctp":
         from sandbox import commercetools
@@ -431,7 +438,9 @@ def main(argv: Sequence[str]) -> None:
     if len(argv) == 3 and argv[0] == "serve":
         _serve(argv[1], int(argv[2]))
         return
-    raise SystemExit("usage: python -m bench.common serve {ctp|newstore|pubsub|event} PORT")
+    raise SystemExit(
+        "usage: python -m bench.common serve {ctp|newstore|pubsub|event|lifecycle} PORT"
+    )
 
 
 if __name__ == "__main__":

@@ -14,8 +14,11 @@ conflicts beyond the bound.
 
 from __future__ import annotations
 
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -25,11 +28,14 @@ from connector.newstore import NewStoreClient
 from lifecycle import upstream
 from lifecycle.customization import StateMapping, state_mapping
 from lifecycle.events import HANDLED, LifecycleEvent
-from lifecycle.plan import NewStoreView, Plan, needs_shipments, plan_event
+from lifecycle.plan import NewStoreView, Plan, needs_shipments, needs_statuses, plan_event
 from lifecycle.settings import LifecycleSettings
 
 log = structlog.get_logger("lifecycle")
 Json = dict[str, Any]
+A = TypeVar("A")
+B = TypeVar("B")
+IDENTITY_CACHE_SIZE = 10_000
 
 
 class Deferred(Exception):
@@ -69,6 +75,8 @@ class LifecycleApplier:
         self.newstore = newstore
         self.settings = settings
         self.mapping = mapping or state_mapping()
+        # NewStore order id -> (external id, NewStore item id -> line item id); immutable.
+        self._identities: OrderedDict[str, tuple[str, dict[str, str]]] = OrderedDict()
 
     async def apply(self, event: LifecycleEvent) -> Applied:
         if event.name not in HANDLED:
@@ -76,8 +84,7 @@ class LifecycleApplier:
         order_uuid = event.order_uuid
         if order_uuid is None:
             return Applied("ignored")  # nothing to apply it to; logged by the caller
-        view = await self._newstore_view(event, order_uuid)
-        order = await self._ct_order(view.external_id)
+        view, order = await self._read(event, order_uuid)
         for attempt in range(self.settings.conflict_retries + 1):
             plan = plan_event(event, order, view, self.mapping)
             if plan.cancelled_units:
@@ -100,14 +107,36 @@ class LifecycleApplier:
             return Applied("applied", updated["id"], names, updated.get("version"))
         raise Deferred("conflict", f"order {order['id']} kept changing")
 
+    async def _read(self, event: LifecycleEvent, order_uuid: str) -> tuple[NewStoreView, Json]:
+        """NewStore's view and the commercetools order, with as few round trips as the
+        event allows: an order's ids (its external id, which NewStore item is which line
+        item) never change, so they are remembered; with them known, the commercetools read
+        runs alongside NewStore's, or alone when the plan needs no current NewStore state."""
+        known = self._identities.get(order_uuid)
+        if known is None:
+            view = await self._newstore_view(event, order_uuid)
+            self._remember(order_uuid, view)
+            return view, await self._ct_order(view.external_id)
+        self._identities.move_to_end(order_uuid)
+        external_id, line_of = known
+        if not (needs_statuses(event) or needs_shipments(event)):
+            return NewStoreView(external_id, line_of, {}), await self._ct_order(external_id)
+        return await _both(self._newstore_view(event, order_uuid), self._ct_order(external_id))
+
+    def _remember(self, order_uuid: str, view: NewStoreView) -> None:
+        self._identities[order_uuid] = (view.external_id, dict(view.line_of))
+        while len(self._identities) > IDENTITY_CACHE_SIZE:
+            self._identities.popitem(last=False)
+
     async def _newstore_view(self, event: LifecycleEvent, order_uuid: str) -> NewStoreView:
         try:
-            detail = await upstream.get_ns_order(self.newstore, order_uuid)
-            requests = (
-                await upstream.get_fulfillment_requests(self.newstore, order_uuid)
-                if needs_shipments(event)
-                else None
-            )
+            if needs_shipments(event):
+                detail, requests = await _both(
+                    upstream.get_ns_order(self.newstore, order_uuid),
+                    upstream.get_fulfillment_requests(self.newstore, order_uuid),
+                )
+            else:
+                detail, requests = await upstream.get_ns_order(self.newstore, order_uuid), None
         except UpstreamError as error:
             if error.status == 404:
                 raise Deferred("newstore_order_unknown", order_uuid) from None
@@ -142,6 +171,15 @@ class LifecycleApplier:
             await self.ctp.put_custom_object(container, order_id, value, version=version)
         except UpstreamError as error:
             raise _deferred_or_raise(error) from None
+
+
+async def _both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Both at once; the first failure is raised once both are done (none left running)."""
+    one, two = await asyncio.gather(first, second, return_exceptions=True)
+    for outcome in (one, two):
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return one, two  # type: ignore[return-value]
 
 
 def _deferred_or_raise(error: UpstreamError) -> Deferred:

@@ -270,3 +270,12 @@ _HANDLERS = {
 def needs_shipments(event: LifecycleEvent) -> bool:
     """Whether planning needs NewStore's fulfillment requests (carrier, tracking code)."""
     return event.name == "fulfillment_request.items_completed"
+
+
+def needs_statuses(event: LifecycleEvent) -> bool:
+    """Whether planning needs NewStore's current item statuses (shipped, cancelled)."""
+    return event.name in (
+        "fulfillment_request.items_completed",
+        "order.items_cancelled",
+        "order.cancelled",
+    )

@@ -25,6 +25,9 @@ from lifecycle.settings import LifecycleSettings
 
 log = structlog.get_logger("lifecycle")
 Json = dict[str, Any]
+# How long the inbox write may take (its in-request retries included) before the receiver
+# gives up and answers 503: NewStore keeps the event, and the answer stays fast.
+INBOX_WRITE_BUDGET_S = 1.5
 
 
 @dataclass(frozen=True)
@@ -74,8 +77,8 @@ class LifecycleReceiver:
 
     async def _keep(self, event: Any, reason: str, fields: Json) -> Receipt:
         try:
-            await self.inbox.put(event, reason)
-        except UpstreamError as error:
+            await asyncio.wait_for(self.inbox.put(event, reason), INBOX_WRITE_BUDGET_S)
+        except (UpstreamError, TimeoutError) as error:
             # Nowhere to keep it: 5xx stops the stream, and NewStore keeps the event.
             log.error("event not stored: inbox unavailable", **fields, error=str(error)[:200])
             return Receipt(503, {"outcome": "failed", "reason": "inbox_unavailable"})
