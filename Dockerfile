@@ -1,4 +1,4 @@
-# One image for both apps: APP=event (default) or APP=job. Serves uvicorn on $PORT.
+# One image for the three apps: APP=event (default), APP=job or APP=lifecycle. Serves uvicorn on $PORT.
 #   docker build -t newstore-connector .
 #   docker run -e APP=event -e PORT=8080 --env-file .env -p 8080:8080 newstore-connector
 # Deploying it on Google Cloud Run: docs/deploy.md.
@@ -16,6 +16,7 @@ COPY pyproject.toml README.md ./
 COPY connector ./connector
 COPY event ./event
 COPY job ./job
+COPY lifecycle ./lifecycle
 COPY cli ./cli
 RUN /opt/venv/bin/pip install --no-deps .
 

@@ -30,6 +30,7 @@ from typing import IO, Any
 
 import httpx
 
+from connector.deploy import CHANNEL_DRAFT
 from sandbox import catalog
 from sandbox.server import LOOPBACK, free_port
 from sandbox.stack import CTP_CLIENT, NS_USER, PROJECT_KEY, Stack
@@ -42,7 +43,7 @@ SUBSCRIPTION = "projects/sandbox-gcp/subscriptions/newstore-connector-event"
 
 Json = dict[str, Any]
 # Prefixes of the connector's configuration variables (the tests clear the same ones).
-OWN_SETTINGS = ("CTP_", "NEW_STORE_", "ORDER_", "CONNECT_", "AUTH_")
+OWN_SETTINGS = ("CTP_", "NEW_STORE_", "ORDER_", "CONNECT_", "AUTH_", "LIFECYCLE_")
 # The NewStore emulator's controls in a benchmark process, as JSON (`EmulatorControls`).
 NEWSTORE_CONTROLS_VARIABLE = "BENCH_NEWSTORE_CONTROLS"
 # The benchmarks' NewStore is a production tenant (200 calls/s, docs.newstore.com
@@ -157,11 +158,20 @@ def _serve(kind: str, port: int) -> None:
         os.environ["PORT"] = str(port)
         serve()
         return
+    if kind == "lifecycle":
+        # Likewise: `newstore-connector-lifecycle`, LIFECYCLE_API_KEY from the environment.
+        from lifecycle.app import serve as serve_lifecycle
+
+        os.environ["PORT"] = str(port)
+        serve_lifecycle()
+        return
     if kind == "ctp":
         from sandbox import commercetools
 
+        # with the `newstore` channel that post-deploy creates (the order syncInfo's)
+        seed = {**catalog.commercetools_seed(), "channels": [CHANNEL_DRAFT]}
         app = commercetools.create_app(
-            project_key=PROJECT_KEY, clients=dict([CTP_CLIENT]), seed=catalog.commercetools_seed()
+            project_key=PROJECT_KEY, clients=dict([CTP_CLIENT]), seed=seed
         )
     elif kind == "newstore":
         from sandbox import newstore
@@ -327,6 +337,10 @@ def endpoint_category(label: str) -> str:
         return "injection"
     if method == "POST" and path == f"/{PROJECT_KEY}/custom-objects":
         return "record_write"
+    if method == "POST" and path.startswith(f"/{PROJECT_KEY}/orders/"):
+        return "sync_write"  # updateSyncInfo: NewStore's order id onto the order
+    if method == "GET" and path.startswith(f"/{PROJECT_KEY}/channels/"):
+        return "channel_read"
     if method == "GET" and path.startswith(f"/{PROJECT_KEY}/custom-objects/"):
         return "record_read"
     return "other"
@@ -334,7 +348,14 @@ def endpoint_category(label: str) -> str:
 
 # What each API's requests are for the connector, listed even when none were made.
 CATEGORIES = {
-    "commercetools": ("token", "order_read", "record_write", "record_read"),
+    "commercetools": (
+        "token",
+        "channel_read",
+        "order_read",
+        "sync_write",
+        "record_write",
+        "record_read",
+    ),
     "newstore": ("token", "injection"),
 }
 
@@ -417,7 +438,9 @@ def main(argv: Sequence[str]) -> None:
     if len(argv) == 3 and argv[0] == "serve":
         _serve(argv[1], int(argv[2]))
         return
-    raise SystemExit("usage: python -m bench.common serve {ctp|newstore|pubsub|event} PORT")
+    raise SystemExit(
+        "usage: python -m bench.common serve {ctp|newstore|pubsub|event|lifecycle} PORT"
+    )
 
 
 if __name__ == "__main__":

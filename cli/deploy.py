@@ -11,10 +11,13 @@ import os
 import typer
 from pydantic_settings import BaseSettings
 
-from cli.common import out, print_json, run
+from cli.common import EXIT_CONFIG, fail, out, print_json, run
 from connector import deploy
-from connector.commercetools import CommercetoolsClient
+from connector.commercetools import NEWSTORE_CHANNEL_KEY, CommercetoolsClient
+from connector.newstore import NewStoreClient
 from connector.settings import ConfigError, Settings, check_all, settings_config
+from lifecycle import registration
+from lifecycle.upkeep import configured_lifecycle
 
 JSON = typer.Option(False, "--json", help="print JSON instead of a sentence")
 
@@ -38,7 +41,8 @@ def deploy_environment() -> dict[str, str]:
 
 
 def post_deploy_command(as_json: bool = JSON) -> None:
-    """Create or update the OrderCreated subscription (Connect's postDeploy)."""
+    """Create or update the order messages subscription, the newstore channel and, when the
+    lifecycle app is deployed, NewStore's event stream integration (Connect's postDeploy)."""
 
     async def post_deploy(settings: Settings) -> deploy.DeployResult:
         env = deploy_environment()
@@ -47,7 +51,7 @@ def post_deploy_command(as_json: bool = JSON) -> None:
         async with CommercetoolsClient(settings.commercetools) as ctp:
             return await deploy.post_deploy(ctp, env)
 
-    _report(run(post_deploy), as_json)
+    _report(run(post_deploy), _lifecycle_integration(remove=False), as_json)
 
 
 def _destination(env: dict[str, str]) -> None:
@@ -58,23 +62,60 @@ def _destination(env: dict[str, str]) -> None:
 
 
 def pre_undeploy_command(as_json: bool = JSON) -> None:
-    """Delete the OrderCreated subscription (Connect's preUndeploy); fine if there is none."""
+    """Delete the subscription and the event stream integration (Connect's preUndeploy);
+    fine if there is none."""
 
     async def pre_undeploy(settings: Settings) -> deploy.DeployResult:
         async with CommercetoolsClient(settings.commercetools) as ctp:
             return await deploy.pre_undeploy(ctp)
 
-    _report(run(pre_undeploy), as_json)
+    _report(run(pre_undeploy), _lifecycle_integration(remove=True), as_json)
 
 
-def _report(result: deploy.DeployResult, as_json: bool) -> None:
+def _lifecycle_integration(*, remove: bool) -> registration.RegistrationResult | None:
+    """The NewStore Event Stream integration of the lifecycle app, when it is deployed
+    (LIFECYCLE_API_KEY set): registered (LIFECYCLE_CALLBACK_URL) or removed."""
+    lifecycle = configured_lifecycle()
+    if lifecycle is None:
+        return None
+
+    async def change(settings: Settings) -> registration.RegistrationResult:
+        async with NewStoreClient(settings.newstore) as newstore:
+            if remove:
+                return await registration.remove_integration(newstore, lifecycle)
+            return await registration.ensure_integration(newstore, lifecycle)
+
+    try:
+        return run(change)
+    except registration.RegistrationError as error:
+        fail(f"lifecycle: {error}", EXIT_CONFIG)
+
+
+def _report(
+    result: deploy.DeployResult,
+    integration: registration.RegistrationResult | None,
+    as_json: bool,
+) -> None:
     if as_json:
-        print_json(
-            {
-                "subscription": deploy.SUBSCRIPTION_KEY,
-                "action": result.action,
-                "id": result.subscription_id,
+        report: dict[str, object] = {
+            "subscription": deploy.SUBSCRIPTION_KEY,
+            "action": result.action,
+            "id": result.subscription_id,
+        }
+        if result.channel is not None:
+            report["channel"] = {"key": NEWSTORE_CHANNEL_KEY, "action": result.channel}
+        if integration is not None:
+            report["event_stream_integration"] = {
+                "id": integration.integration_id,
+                "action": integration.action,
             }
+        print_json(report)
+        return
+    console = out()
+    console.print(f"subscription {deploy.SUBSCRIPTION_KEY}: {result.action}")
+    if result.channel is not None:
+        console.print(f"channel {NEWSTORE_CHANNEL_KEY}: {result.channel}")
+    if integration is not None:
+        console.print(
+            f"event stream integration {integration.integration_id}: {integration.action}"
         )
-    else:
-        out().print(f"subscription {deploy.SUBSCRIPTION_KEY}: {result.action}")

@@ -1,4 +1,4 @@
-"""The `newstore-connector` command line: orders, inventory, and the deploy scripts."""
+"""The `newstore-connector` command line: orders, inventory, lifecycle, and the deploy scripts."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import typer
 from cli.common import Options
 from cli.deploy import post_deploy_command, pre_undeploy_command
 from cli.inventory import inventory_app
+from cli.lifecycle import lifecycle_app
 from cli.orders import orders_app
 
 # No local variables in a traceback, ever: they hold bearer tokens and secrets. typer honours
@@ -32,6 +33,7 @@ def main_options(
 
 app.add_typer(orders_app, name="orders")
 app.add_typer(inventory_app, name="inventory")
+app.add_typer(lifecycle_app, name="lifecycle")
 app.command("post-deploy")(post_deploy_command)
 app.command("pre-undeploy")(pre_undeploy_command)
 

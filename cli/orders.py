@@ -17,14 +17,24 @@ from rich.table import Table
 
 from cli.common import EXIT_FAILED, EXIT_UPSTREAM, fail, out, print_json, run
 from connector.commercetools import CommercetoolsClient
+from connector.http import NotFoundError
 from connector.settings import Settings, check_all
 from event.app import build_injector
+from event.cancellation import Canceller
+from event.envelope import is_resource_id
 from event.handler import OrderInjector
-from event.records import MAX_PAGE, NotDismissable, OrderRecords, RecordStatus
+from event.records import (
+    FAILURE_STATUSES,
+    MAX_PAGE,
+    NotDismissable,
+    OrderRecords,
+    RecordStatus,
+)
 from event.settings import load_order_settings
 
 orders_app = typer.Typer(no_args_is_help=True, help="Order injection records and replays.")
 INJECTED = ("injected", "already_injected")
+CANCELLED = ("cancelled", "already_cancelled")
 ERROR_SHOWN = 60  # characters of an error in a table cell (the JSON has all of it)
 
 
@@ -73,16 +83,43 @@ async def pages(
         after = page.next_after
 
 
+async def order_outcome(injector: OrderInjector, order_id: str) -> dict[str, Any] | None:
+    """What is known of one order: NewStore's order id from its syncInfo (where a success is
+    written), else its injection record, and its cancellation record if it has one."""
+    record = await injector.records.get(order_id)
+    try:
+        synced = await injector.sync.injected_as(order_id)
+    except NotFoundError:
+        synced = None
+    cancellation = await Canceller(injector).records.get(order_id)
+    if synced is not None:
+        outcome: dict[str, Any] = {
+            "order_id": order_id,
+            "status": "injected",
+            "newstore_order_id": synced,
+            "recorded_in": "the order's syncInfo (channel newstore)",
+        }
+        if record is not None:  # a failure the success superseded, or a success record
+            outcome["record"] = record
+    elif record is not None:
+        outcome = record
+    elif cancellation is None:
+        return None
+    else:
+        outcome = {"order_id": order_id}
+    if cancellation is not None:
+        outcome["cancellation"] = cancellation
+    return outcome
+
+
 @orders_app.command("show")
 def orders_show(order_id: str, as_json: bool = JSON) -> None:
-    """Print the injection record of one order (always JSON)."""
+    """Print what is known of one order: injected (NewStore's id in its syncInfo) or its
+    injection record, and its cancellation record (always JSON)."""
 
     async def show(settings: Settings) -> dict[str, Any] | None:
-        records = records_only(settings)
-        try:
-            return await records.get(order_id)
-        finally:
-            await records.ctp.aclose()
+        async with injector(settings) as injecting:
+            return await order_outcome(injecting, order_id)
 
     record = run(show)
     if record is None:
@@ -188,6 +225,7 @@ def orders_replay(order_id: str, as_json: bool = JSON) -> None:
 
     async def replay(settings: Settings) -> dict[str, Any]:
         async with injector(settings) as injecting:
+            await _know_the_failure(injecting, order_id)
             return (await injecting.inject(order_id)).summary()
 
     summary = run(replay)
@@ -204,7 +242,8 @@ def orders_replay_failed(
     ),
     as_json: bool = JSON,
 ) -> None:
-    """Replay every order recorded as failed, every page of them (e.g. after an outage).
+    """Replay every order whose injection or cancellation is recorded as failed, every page
+    of them (e.g. after an outage).
 
     At most `--concurrency` at a time; fulfill_order is paced to NEW_STORE_INJECT_RATE as
     in the event app (the same rate gate), so a large backlog never meets NewStore's 429."""
@@ -217,15 +256,24 @@ def orders_replay_failed(
                 async with slots:
                     return (await injecting.inject(order_id)).summary()
 
+            async def cancel(order_id: str) -> dict[str, Any]:
+                async with slots:
+                    return (await canceller.cancel(order_id)).summary()
+
             summaries: list[dict[str, Any]] = []
             failed = [RecordStatus.FAILED]
             async for page, _ in pages(injecting.records, failed, limit, None):
-                replays = [replay(str(record["order_id"])) for record in page]
-                summaries += await asyncio.gather(*replays)
+                current = await injecting.records.drop_superseded(page, injecting.sync)
+                for record in current:  # this process supersedes them when they succeed
+                    injecting.failure_recorded.add(str(record["order_id"]), True)
+                summaries += await asyncio.gather(*(replay(str(r["order_id"])) for r in current))
+            canceller = Canceller(injecting)
+            async for page, _ in pages(canceller.records, failed, limit, None):
+                summaries += await asyncio.gather(*(cancel(str(r["order_id"])) for r in page))
             return summaries
 
     summaries = run(replay_all)
-    still_failing = [s for s in summaries if s["outcome"] not in INJECTED]
+    still_failing = [s for s in summaries if s["outcome"] not in INJECTED + CANCELLED]
     if as_json:
         print_json(summaries)
     else:
@@ -267,3 +315,13 @@ def _why(summary: dict[str, Any]) -> str:
     if isinstance(error, dict) and error.get("host") and str(error["host"]) not in text:
         text += f" from {error['host']}"
     return text
+
+
+async def _know_the_failure(injector: OrderInjector, order_id: str) -> None:
+    """A replayed order's failure record is this process's to supersede: its success deletes
+    it. An id that is no commercetools id is left to `inject` to refuse, unrequested."""
+    if not is_resource_id(order_id):
+        return
+    record = await injector.records.get(order_id)
+    if record is not None and record.get("status") in FAILURE_STATUSES:
+        injector.failure_recorded.add(order_id, True)

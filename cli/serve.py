@@ -1,7 +1,8 @@
-"""The container's entry point: one image, two apps, chosen by $APP (or the first argument).
+"""The container's entry point: one image, three apps, chosen by $APP (or the first argument).
 
-APP=event python -m cli.serve     # POST /event, on $PORT (default 8080)
-APP=job   python -m cli.serve     # POST /job
+APP=event     python -m cli.serve     # POST /event, on $PORT (default 8080)
+APP=job       python -m cli.serve     # POST /job
+APP=lifecycle python -m cli.serve     # POST /lifecycle (NewStore's Event Stream)
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import sys
 from connector.serve import serve_app
 from event.app import app as event_app
 from job.app import app as job_app
+from lifecycle.app import app as lifecycle_app
 
-APPS = {"event": event_app, "job": job_app}
+APPS = {"event": event_app, "job": job_app, "lifecycle": lifecycle_app}
 
 
 def choose_app(argv: list[str], environ: dict[str, str]) -> str:

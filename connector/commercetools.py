@@ -23,6 +23,10 @@ from connector.http import (
 from connector.settings import CommercetoolsSettings
 
 SERVICE = "commercetools"
+# The Channel under which the connector writes NewStore's order id into an order's syncInfo
+# (role OrderExport: "a synchronization destination used when storing export information in
+# SyncInfo", ChannelRoleEnum in the commercetools OpenAPI); post-deploy creates it.
+NEWSTORE_CHANNEL_KEY = "newstore"
 # Retried in-request: the statuses that commercetools documents as temporary.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 DEFAULT_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
@@ -126,6 +130,14 @@ class CommercetoolsClient(UpstreamClient):
         path = f"/orders/{segment(order_id)}"
         return dict(await self._json("GET", path, params=_expand(expand)))
 
+    async def update_order(
+        self, order_id: str, version: int, actions: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Apply update actions at `version`; a stale version answers 409
+        `ConcurrentModification` (with `currentVersion`), raised as a CommercetoolsError."""
+        body = {"version": version, "actions": actions}
+        return dict(await self._json("POST", f"/orders/{segment(order_id)}", json=body))
+
     # --- inventory ------------------------------------------------------------------------------
 
     async def query_inventory(
@@ -151,6 +163,12 @@ class CommercetoolsClient(UpstreamClient):
         return dict(await self._json("POST", f"/inventory/{segment(entry_id)}", json=body))
 
     # --- channels -------------------------------------------------------------------------
+
+    async def get_channel(self, key: str) -> dict[str, Any] | None:
+        try:
+            return dict(await self._json("GET", f"/channels/key={segment(key)}"))
+        except CommercetoolsNotFound:
+            return None
 
     async def query_channels(self, where: Sequence[str], limit: int = 500) -> list[dict[str, Any]]:
         params: list[tuple[str, str | int]] = [("limit", limit), ("withTotal", "false")]

@@ -148,6 +148,29 @@ class NewStoreClient(UpstreamClient):
             )
         return json_object(response)
 
+    # --- sales orders -------------------------------------------------------------------------
+
+    async def cancellation_status(self, order_id: str, id_type: str) -> dict[str, Any]:
+        """`GET /v0/orders/{id}/cancel` (showCancellationStatus): `{cancelable, canceled,
+        is_safe}`; `id_type` is `internal` (NewStore's order uuid) or `external` (the
+        injected `external_id`), a required query parameter in NewStore's Swagger."""
+        url = f"{self.base_url}/v0/orders/{quote(order_id, safe='')}/cancel"
+        response = await self.send("GET", url, params={"id_type": id_type})
+        return json_object(response)
+
+    async def cancel_order(
+        self, order_id: str, id_type: str, reason: str, note: str | None = None
+    ) -> None:
+        """`POST /v0/orders/{id}/cancel` (createCancellation) with a
+        `SalesOrderCancellationRequest`: `reason` required (at least one character), `note`
+        optional. The Swagger documents 200 as cancelled, 400 as a refused request, 404 as
+        an unknown order, and 429/5xx."""
+        body: dict[str, Any] = {"reason": reason}
+        if note:
+            body["note"] = note
+        url = f"{self.base_url}/v0/orders/{quote(order_id, safe='')}/cancel"
+        await self.send("POST", url, params={"id_type": id_type}, json=body)
+
     async def stocked_products(self, limit: int, offset: int) -> dict[str, Any]:
         """One page of stock rows (one per product and fulfillment node):
         `{items: [...], pagination_info: {count, total, offset}}`."""

@@ -53,8 +53,12 @@ def service_app(
     build_worker: Callable[[], Worker],
     work_path: str,
     pubsub_push: bool,
+    authenticate: bool = True,
 ) -> FastAPI:
-    """A FastAPI app whose `app.state.worker` is built by `build_worker` at start-up."""
+    """A FastAPI app whose `app.state.worker` is built by `build_worker` at start-up.
+
+    `authenticate=False` leaves the work path to the app's own check (the lifecycle app:
+    NewStore sends its registered api_key, not a Google token)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -77,7 +81,8 @@ def service_app(
     # No public API docs: the endpoints are for Pub/Sub and the scheduler, not for browsing.
     app = FastAPI(title=title, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     install_hardening(app, limited=(work_path,), pubsub_push=pubsub_push)
-    install_auth(app, protected=(work_path,))
+    if authenticate:
+        install_auth(app, protected=(work_path,))
     app.add_middleware(OneLineFailures)  # inside TraceContext: its lines carry the trace
     app.add_middleware(TraceContext)
 

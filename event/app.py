@@ -1,4 +1,6 @@
-"""The event app: Pub/Sub push deliveries of commercetools `OrderCreated` messages.
+"""The event app: Pub/Sub push deliveries of commercetools order messages (`OrderCreated`,
+`OrderStateChanged`, `OrderPaymentStateChanged`): each injects an order, cancels one in
+NewStore, or is ignored (event/triggers.py).
 
 `POST /event` answers 2xx to acknowledge a message, 503 to have Pub/Sub redeliver it, and
 400 to a request that is not a push envelope at all. It never answers 500 or a traceback.
@@ -22,9 +24,11 @@ from connector.ratelimit import RateGate
 from connector.serve import serve_app
 from connector.service import service_app
 from connector.settings import Settings, check_all
-from event.envelope import EnvelopeError, MessageKind, parse_push
+from event.cancellation import Canceller
+from event.envelope import EnvelopeError, parse_push
 from event.handler import DeliveryOutcome, OrderInjector
 from event.settings import OrderSettings, load_order_settings
+from event.triggers import Action, decide
 
 log = structlog.get_logger("event")
 
@@ -75,19 +79,46 @@ def create_app(settings: Settings | None = None, orders: OrderSettings | None = 
             _log_delivery(line, started, level="warning")
             answer = {"outcome": "ignored", "kind": delivery.kind.value, "reason": delivery.reason}
             return JSONResponse(answer, 200)
-        if delivery.kind is not MessageKind.ORDER_CREATED or delivery.order_id is None:
+        if delivery.order_id is None:  # the subscription's test message, or not an order's
             _log_delivery({**line, "outcome": f"ignored_{delivery.kind.value}"}, started)
             return JSONResponse({"outcome": "ignored", "kind": delivery.kind.value}, 200)
         injector: OrderInjector = request.app.state.worker
+        settings = injector.settings
+        decision = decide(
+            delivery.kind,
+            delivery.order_state,
+            delivery.payment_state,
+            settings.order_inject_when,
+            settings.order_cancel_in_newstore,
+        )
+        if decision.action is Action.IGNORE:  # nothing to do: no request anywhere
+            fields: dict[str, Any] = {"order_id": delivery.order_id, "reason": decision.reason}
+            _log_delivery({**line, "outcome": "ignored", **fields}, started)
+            answer = {"outcome": "ignored", "kind": delivery.kind.value, **fields}
+            return JSONResponse(answer, 200)
         ids = {"message_id": delivery.message_id, "order_id": delivery.order_id}
         with structlog.contextvars.bound_contextvars(**ids):  # on every line of this delivery
-            result = await injector.inject(
-                delivery.order_id, delivery.message_id, delivery.published_at
-            )
+            if decision.action is Action.CANCEL:
+                result = await _canceller(request).cancel(
+                    delivery.order_id, delivery.message_id, delivery.published_at
+                )
+            else:
+                result = await injector.inject(
+                    delivery.order_id, delivery.message_id, delivery.published_at
+                )
         _log_delivery({**line, **result.summary()}, started)
         return JSONResponse(result.summary(), 200 if result.acknowledged else 503)
 
     return app
+
+
+def _canceller(request: Request) -> Canceller:
+    """The app's canceller, over the same clients as its injector (built on first use)."""
+    state = request.app.state
+    canceller: Canceller | None = getattr(state, "canceller", None)
+    if canceller is None or canceller.injector is not state.worker:
+        canceller = state.canceller = Canceller(state.worker)
+    return canceller
 
 
 def _log_delivery(fields: dict[str, Any], started: float, level: str | None = None) -> None:

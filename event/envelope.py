@@ -1,4 +1,11 @@
-"""Parse a Pub/Sub push request carrying a commercetools message (Platform or CloudEvents)."""
+"""Parse a Pub/Sub push request carrying a commercetools message (Platform or CloudEvents).
+
+Three order messages are worked on: `OrderCreated`, `OrderStateChanged` (`orderState`,
+`oldOrderState`) and `OrderPaymentStateChanged` (`paymentState`, `oldPaymentState`), their
+fields as in ../shared/specs/commercetools/openapi.yaml (`OrderStateChangedMessage`,
+`OrderPaymentStateChangedMessage`; docs.commercetools.com/api/projects/messages/order-messages).
+What to do with each (inject, cancel, ignore) is decided in `event/triggers.py`.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-CLOUDEVENT_ORDER_CREATED = "com.commercetools.order.message.OrderCreated"
+CLOUDEVENT_PREFIX = "com.commercetools.order.message."
+CLOUDEVENT_ORDER_CREATED = f"{CLOUDEVENT_PREFIX}OrderCreated"
 INVALID_RESOURCE_ID = "invalid_resource_id"
 
 # What a message's resource id must look like before it goes anywhere near a URL or a record.
@@ -33,8 +41,18 @@ class EnvelopeError(ValueError):
 
 class MessageKind(StrEnum):
     ORDER_CREATED = "order_created"
+    ORDER_STATE_CHANGED = "order_state_changed"
+    ORDER_PAYMENT_STATE_CHANGED = "order_payment_state_changed"
     SUBSCRIPTION_TEST = "subscription_test"
     OTHER = "other"
+
+
+# The order messages worked on, by their Platform `type`.
+ORDER_MESSAGES = {
+    "OrderCreated": MessageKind.ORDER_CREATED,
+    "OrderStateChanged": MessageKind.ORDER_STATE_CHANGED,
+    "OrderPaymentStateChanged": MessageKind.ORDER_PAYMENT_STATE_CHANGED,
+}
 
 
 @dataclass(frozen=True)
@@ -50,6 +68,11 @@ class Delivery:
     # When Pub/Sub published the message (`message.publishTime`): its age decides when an
     # order that keeps failing transiently is parked, inside the subscription's retention.
     published_at: datetime | None = None
+    # The order's states as the message tells them: a state message's new `orderState` or
+    # `paymentState`, or those of the order an OrderCreated carries (None when the payload
+    # was not included).
+    order_state: str | None = None
+    payment_state: str | None = None
 
 
 def parse_push(body: bytes) -> Delivery:
@@ -91,29 +114,46 @@ def parse_publish_time(value: Any) -> datetime | None:
 def _classify(payload: dict[str, Any], message_id: str | None) -> Delivery:
     if "specversion" in payload:  # CloudEvents 1.0, structured mode
         inner = payload.get("data")
+        platform = inner if isinstance(inner, dict) else {}
         event_type = str(payload.get("type", ""))
-        if event_type == CLOUDEVENT_ORDER_CREATED:
-            platform = inner if isinstance(inner, dict) else {}
+        name = event_type.removeprefix(CLOUDEVENT_PREFIX)
+        if event_type.startswith(CLOUDEVENT_PREFIX) and name in ORDER_MESSAGES:
             order_id = payload.get("subject") or _resource_id(platform)
-            return _order_created(message_id, event_type, order_id)
-        return _not_an_order(message_id, event_type, inner if isinstance(inner, dict) else {})
+            return _order_message(message_id, event_type, ORDER_MESSAGES[name], order_id, platform)
+        return _not_an_order(message_id, event_type, platform)
     message_type = str(payload.get("type") or payload.get("notificationType") or "")
-    if payload.get("notificationType") == "Message" and payload.get("type") == "OrderCreated":
-        return _order_created(message_id, message_type, _resource_id(payload))
+    kind = ORDER_MESSAGES.get(str(payload.get("type")))
+    if payload.get("notificationType") == "Message" and kind is not None:
+        return _order_message(message_id, message_type, kind, _resource_id(payload), payload)
     return _not_an_order(message_id, message_type, payload)
 
 
-def _order_created(message_id: str | None, message_type: str, order_id: Any) -> Delivery:
+def _order_message(
+    message_id: str | None,
+    message_type: str,
+    kind: MessageKind,
+    order_id: Any,
+    platform: dict[str, Any],
+) -> Delivery:
     if not is_resource_id(order_id):
         # Redelivering it would never help: acknowledged as ignored, and never used.
         return Delivery(
-            message_id,
-            MessageKind.ORDER_CREATED,
-            message_type,
-            reason=INVALID_RESOURCE_ID,
-            detail=preview(order_id),
+            message_id, kind, message_type, reason=INVALID_RESOURCE_ID, detail=preview(order_id)
         )
-    return Delivery(message_id, MessageKind.ORDER_CREATED, message_type, order_id)
+    order = platform.get("order")
+    source = order if kind is MessageKind.ORDER_CREATED and isinstance(order, dict) else platform
+    return Delivery(
+        message_id,
+        kind,
+        message_type,
+        order_id,
+        order_state=_state(source.get("orderState")),
+        payment_state=_state(source.get("paymentState")),
+    )
+
+
+def _state(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.isalpha() and len(value) <= 32 else None
 
 
 def is_resource_id(value: Any) -> bool:

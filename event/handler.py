@@ -2,7 +2,9 @@
 
 - injected: NewStore answered 200 -> 200.
 - already_injected: NewStore said same_order_injection_with_different_data -> 200.
-- ignored: the order id does not look like a commercetools id -> 200, nothing sent anywhere.
+- ignored: the order id does not look like a commercetools id -> 200, nothing sent anywhere;
+  or the order is not eligible yet under ORDER_INJECT_WHEN (`event/triggers.py`) -> 200,
+  after the order read, nothing sent to NewStore.
 - failed: permanent (no such order, unmappable, outside NewStore's published contract,
   NewStore 400), or still transient once its message is ORDER_PARK_AFTER_S old -> 200, and
   recorded.
@@ -17,6 +19,13 @@ for the redeliveries, so a storm costs about one NewStore call per delivery and 
 in commercetools; a delivery that cannot get a rate-limit slot in time costs nothing at all.
 No recorded success is ever overwritten by a later failure.
 
+The order carries its own outcome: an injection writes NewStore's order id into the
+order's syncInfo (the `newstore` channel), one request, and that is the success's record
+(with ORDER_RECORD_SUCCESSES=true a Custom Object is written as well). A late duplicate, on
+any instance, finds it in the order it reads and is answered `already_injected` without a
+NewStore request. A failure record that this process wrote is deleted by the success; one
+written elsewhere is superseded when it is read (`OrderRecords.failed`, `orders show`).
+
 Work (order read, mapping, injection) runs within WORK_BUDGET_S; recording the outcome, a
 success as much as a failure, gets its own RECORD_BUDGET_S afterwards, so a slow NewStore
 answer cannot turn an injected order into a recorded failure.
@@ -28,6 +37,7 @@ commercetools keeps it findable and replayable, so nothing is lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,8 +58,9 @@ from event.errors import MappingError
 from event.mapping import MappingOptions, map_order, payload_to_json
 from event.memory import RecentlySeen
 from event.order import ORDER_EXPANSIONS, Order
-from event.records import SUCCESS_STATUSES, OrderRecords, RecordStatus
+from event.records import SUCCESS_STATUSES, OrderRecords, OrderSync, RecordStatus
 from event.settings import OrderSettings
+from event.triggers import ineligible
 
 log = structlog.get_logger("event")
 
@@ -71,6 +82,9 @@ class DeliveryOutcome(StrEnum):
     IGNORED = "ignored"
     FAILED = "failed"
     RETRY = "retry"
+    # A cancellation's (event/cancellation.py): sent to NewStore, or NewStore had it already.
+    CANCELLED = "cancelled"
+    ALREADY_CANCELLED = "already_cancelled"
 
 
 @dataclass(frozen=True)
@@ -106,6 +120,8 @@ class PreparedOrder:
 
     payload: dict[str, Any]
     omitted: tuple[str, ...] = ()
+    # The order's version when it was read: the syncInfo write names it.
+    version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -113,9 +129,20 @@ class _Injected:
     """What the work established, before it is recorded."""
 
     outcome: DeliveryOutcome  # INJECTED or ALREADY_INJECTED
-    external_id: str
+    external_id: str | None
     newstore_order_id: str | None = None
     omitted: tuple[str, ...] = ()
+    version: int | None = None
+    # The order's syncInfo already said so: nothing was sent, nothing is to be written.
+    synced: bool = False
+
+
+class NotEligible(Exception):
+    """The order may not be injected yet (ORDER_INJECT_WHEN): acknowledged as ignored."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class PermanentFailure(Exception):
@@ -138,6 +165,7 @@ class OrderInjector:
         self.newstore = newstore
         self.settings = settings
         self.records = OrderRecords(ctp, settings.order_records_container)
+        self.sync = OrderSync(ctp)
         self.options = MappingOptions(
             shop=shop,
             channel_type=settings.new_store_channel_type,
@@ -154,6 +182,9 @@ class OrderInjector:
         # Per order: when this process last recorded a transient failure, and the attempts
         # it has seen since without writing them.
         self.unrecorded: RecentlySeen[tuple[float, int]] = RecentlySeen(ttl_s=3600.0)
+        # The orders whose failure this process recorded (failed or retrying): their success
+        # deletes the record. Others' records are superseded when read (OrderRecords.failed).
+        self.failure_recorded: RecentlySeen[bool] = RecentlySeen(ttl_s=86400.0)
         self.clock: Callable[[], float] = time.monotonic
 
     async def ready(self) -> None:
@@ -212,6 +243,13 @@ class OrderInjector:
             async with asyncio.timeout(WORK_BUDGET_S):
                 with call_deadline(WORK_BUDGET_S):
                     injected = await self._fetch_map_inject(order_id)
+        except NotEligible as not_yet:
+            self.unrecorded.forget(order_id)
+            if self.failure_recorded.get(order_id):  # a failure recorded here is moot
+                self.failure_recorded.forget(order_id)
+                with contextlib.suppress(UpstreamError, RuntimeError):
+                    await self.records.clear_failure(order_id)
+            return InjectionResult(DeliveryOutcome.IGNORED, order_id, reason=not_yet.reason)
         except PermanentFailure as failure:
             self.prepared.forget(order_id)
             return await self._record_permanent(order_id, failure, context)
@@ -228,8 +266,11 @@ class OrderInjector:
             log.exception("unexpected error", order_id=order_id)
             return await self._record_transient(order_id, _error_record(error), context, transient)
         self.prepared.forget(order_id)
+        # A failure this process recorded for the order: the success deletes it.
+        recorded_failure = bool(self.failure_recorded.get(order_id))
+        self.failure_recorded.forget(order_id)
         self.unrecorded.forget(order_id)
-        return await self._record_success(order_id, injected, context)
+        return await self._record_success(order_id, injected, context, recorded_failure)
 
     def _check_for_a_slot(self) -> None:
         """Refuse at once, before reading the order, when fulfill_order's next slot under
@@ -244,7 +285,14 @@ class OrderInjector:
     async def _fetch_map_inject(self, order_id: str) -> _Injected:
         prepared = self.prepared.get(order_id)
         if prepared is None:
-            prepared = await self._payload(order_id)
+            order_json = await self._read(order_id)
+            synced = self.sync.synced_id(order_json, await self.sync.channel_id())
+            if synced is not None:  # in NewStore already: the order says so
+                return _Injected(DeliveryOutcome.ALREADY_INJECTED, None, synced, synced=True)
+            reason = ineligible(order_json, self.settings.order_inject_when)
+            if reason is not None:
+                raise NotEligible(reason)
+            prepared = self._map(order_json)
             # Kept until the outcome is settled: a redelivery after a transient failure sends
             # the same payload again without reading the order again.
             self.prepared.add(order_id, prepared)
@@ -262,14 +310,21 @@ class OrderInjector:
         if not isinstance(newstore_id, str):
             log.warning("NewStore created the order but answered no order id", order_id=order_id)
             newstore_id = None
-        return _Injected(DeliveryOutcome.INJECTED, external_id, newstore_id, omitted)
+        return _Injected(
+            DeliveryOutcome.INJECTED, external_id, newstore_id, omitted, prepared.version
+        )
 
-    async def _payload(self, order_id: str) -> PreparedOrder:
+    async def _read(self, order_id: str) -> dict[str, Any]:
         try:
-            order_json = await self.ctp.get_order(order_id, ORDER_EXPANSIONS)
+            return await self.ctp.get_order(order_id, ORDER_EXPANSIONS)
         except NotFoundError:
             error = {"message": "no such order in commercetools"}
             raise PermanentFailure("order_not_found", error) from None
+
+    def _map(self, order_json: dict[str, Any]) -> PreparedOrder:
+        """The payload of the order as read (pure: mapping and contract check)."""
+        order_id = order_json.get("id")
+        version = order_json.get("version")
         try:
             order = Order.model_validate(order_json)
             mapped = map_order(order, self.options)
@@ -284,12 +339,18 @@ class OrderInjector:
         omitted = mapped.omitted + checked.omitted
         if omitted:
             log.warning("fields left out of the payload", order_id=order_id, omitted=omitted)
-        return PreparedOrder(checked.payload, omitted)
+        return PreparedOrder(
+            checked.payload, omitted, version if isinstance(version, int) else None
+        )
 
     # --- recording ----------------------------------------------------------------------
 
     async def _record_success(
-        self, order_id: str, injected: _Injected, context: dict[str, Any]
+        self,
+        order_id: str,
+        injected: _Injected,
+        context: dict[str, Any],
+        recorded_failure: bool = False,
     ) -> InjectionResult:
         """Record a success within its own budget. It always supersedes an earlier failed or
         retrying record. If it cannot be recorded the answer is 503, not a recorded failure:
@@ -297,8 +358,19 @@ class OrderInjector:
         external_id) and the record is tried again."""
         try:
             async with asyncio.timeout(RECORD_BUDGET_S):
+                if injected.synced:
+                    if recorded_failure:
+                        await self.records.clear_failure(order_id)
+                    return InjectionResult(
+                        DeliveryOutcome.ALREADY_INJECTED,
+                        order_id,
+                        newstore_order_id=injected.newstore_order_id,
+                        reason="synced",
+                    )
                 if injected.outcome is DeliveryOutcome.INJECTED:
-                    return await self._record_injected(order_id, injected, context)
+                    return await self._record_injected(
+                        order_id, injected, context, recorded_failure
+                    )
                 return await self._record_already_injected(order_id, injected, context)
         except Exception as error:  # UpstreamError, TimeoutError, conflicts, or a bug
             if not isinstance(error, UpstreamError | TimeoutError):
@@ -317,10 +389,28 @@ class OrderInjector:
             )
 
     async def _record_injected(
-        self, order_id: str, injected: _Injected, context: dict[str, Any]
+        self,
+        order_id: str,
+        injected: _Injected,
+        context: dict[str, Any],
+        recorded_failure: bool,
     ) -> InjectionResult:
+        """The syncInfo write is the success's record, and written last: a success is only
+        answered once the order says it is in NewStore. Without the channel (post-deploy not
+        run) or without NewStore's order id, the success is a Custom Object record instead.
+
+        An order that went in with values left out of its payload (docs/mapping.md) gets the
+        record too, whatever ORDER_RECORD_SUCCESSES says, so that an operator can see what was
+        dropped (`orders show`, `orders list --status all`): one more request, for those
+        orders only; a complete order stays at three."""
         newstore_id = injected.newstore_order_id
-        if self.settings.order_record_successes:
+        on_the_order = (
+            newstore_id is not None
+            and injected.version is not None
+            and await self.sync.channel_id() is not None
+        )
+        record = self.settings.order_record_successes or bool(injected.omitted)
+        if record or not on_the_order:
             # A blind write, one request: it replaces whatever was recorded before.
             fields = {
                 "external_id": injected.external_id,
@@ -329,9 +419,18 @@ class OrderInjector:
                 **context,
             }
             await self.records.write_success(order_id, RecordStatus.INJECTED, fields)
-        else:
-            # Nothing to write, but an earlier failure must not outlive the success.
-            await self.records.clear_failure(order_id)
+        elif recorded_failure:
+            # The failure this process recorded must not outlive the success. Best effort:
+            # should the delete fail, the record is superseded when read (the order's
+            # syncInfo says injected), so the success is not held back for it.
+            try:
+                await self.records.clear_failure(order_id)
+            except (UpstreamError, RuntimeError) as error:
+                log.warning("could not delete a superseded failure", error=str(error))
+        if on_the_order:
+            assert newstore_id is not None and injected.version is not None
+            # One request: the order now says it is in NewStore, for every instance.
+            await self.sync.write(order_id, injected.version, newstore_id)
         return InjectionResult(
             DeliveryOutcome.INJECTED,
             order_id,
@@ -370,6 +469,8 @@ class OrderInjector:
         try:
             async with asyncio.timeout(RECORD_BUDGET_S):
                 record = await self.records.add_attempt(order_id, fields_for)
+            if record.get("status") not in SUCCESS_STATUSES:
+                self.failure_recorded.add(order_id, True)
         except (UpstreamError, TimeoutError) as error:
             # Without a record an ack would lose the order: let Pub/Sub redeliver instead.
             log.warning("could not record a permanent failure", order_id=order_id, error=str(error))
@@ -421,6 +522,8 @@ class OrderInjector:
         try:
             async with asyncio.timeout(RECORD_BUDGET_S):
                 record = await self.records.add_attempt(order_id, fields_for)
+            if record.get("status") not in SUCCESS_STATUSES:
+                self.failure_recorded.add(order_id, True)
         except (UpstreamError, TimeoutError):
             return InjectionResult(
                 DeliveryOutcome.RETRY, order_id, reason="transient_failure", error=error

@@ -7,18 +7,24 @@ it with `newstore-connector orders replay ORDER_ID`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import structlog
+
 from connector.clock import now_iso
-from connector.commercetools import CommercetoolsClient, CommercetoolsError
+from connector.commercetools import NEWSTORE_CHANNEL_KEY, CommercetoolsClient, CommercetoolsError
+
+log = structlog.get_logger("event")
 
 
 class RecordStatus(StrEnum):
     INJECTED = "injected"
     ALREADY_INJECTED = "already_injected"
+    CANCELLED = "cancelled"  # a cancellation record: NewStore has cancelled the order
     RETRYING = "retrying"  # transient failures so far; Pub/Sub is redelivering
     FAILED = "failed"  # permanent: acknowledged, waiting for an operator
     DISMISSED = "dismissed"  # an operator said why it needs nothing more (`orders dismiss`)
@@ -29,6 +35,9 @@ MAX_VERSION_CONFLICTS = 3
 FAILURE_STATUSES = frozenset({RecordStatus.FAILED, RecordStatus.RETRYING})
 # What no later failure may overwrite: the order is in NewStore.
 SUCCESS_STATUSES = frozenset({RecordStatus.INJECTED, RecordStatus.ALREADY_INJECTED})
+# How long the absence of the `newstore` channel is believed before it is looked up again.
+CHANNEL_ABSENT_RECHECK_S = 60.0
+MAX_SYNC_CONFLICTS = 3
 
 # Given the stored record ({} if none) and the new attempt count: the record's fields, or
 # None to leave the stored record as it is.
@@ -58,9 +67,6 @@ class OrderRecords:
     async def get(self, order_id: str) -> dict[str, Any] | None:
         stored = await self.ctp.get_custom_object(self.container, order_id)
         return stored["value"] if stored else None
-
-    async def failed(self, limit: int = 100) -> list[dict[str, Any]]:
-        return (await self.page([RecordStatus.FAILED], limit)).records
 
     async def page(
         self, statuses: Sequence[str], limit: int = 100, after: str | None = None
@@ -107,6 +113,25 @@ class OrderRecords:
                 if "ConcurrentModification" not in error.codes:
                     raise
         raise RuntimeError(f"record {order_id}: too many concurrent updates")
+
+    async def failed(self, limit: int = 100, sync: OrderSync | None = None) -> list[dict[str, Any]]:
+        """The first page of failed records; with `sync`, without the superseded ones."""
+        records = (await self.page([RecordStatus.FAILED], limit)).records
+        return records if sync is None else await self.drop_superseded(records, sync)
+
+    async def drop_superseded(
+        self, records: list[dict[str, Any]], sync: OrderSync
+    ) -> list[dict[str, Any]]:
+        """The failure records whose order does not carry NewStore's order id in its syncInfo.
+        One that does was injected later (by another instance, or after a restart, which did
+        not know of the record): it is superseded, and deleted."""
+        listed = []
+        for record in records:
+            if await sync.injected_as(str(record.get("order_id"))) is not None:
+                await self.clear_failure(str(record["order_id"]))
+                continue
+            listed.append(record)
+        return listed
 
     async def write_success(
         self, order_id: str, status: RecordStatus, fields: dict[str, Any]
@@ -174,3 +199,97 @@ class OrderRecords:
 def _quoted(text: str) -> str:
     """A value inside a double-quoted predicate string."""
     return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+class OrderSync:
+    """An order's own outcome: NewStore's order id in its syncInfo, under the `newstore`
+    Channel (`updateSyncInfo {channel, externalId, syncedAt}`, OrderUpdateSyncInfoAction in
+    the commercetools OpenAPI; docs.commercetools.com/api/projects/orders#update-syncinfo).
+
+    Merchants see it in the Merchant Center, and any instance that reads the order knows it is
+    in NewStore without asking NewStore. The channel's id (syncInfo entries name their channel
+    by id) is looked up once per process and cached."""
+
+    def __init__(self, ctp: CommercetoolsClient, key: str = NEWSTORE_CHANNEL_KEY) -> None:
+        self.ctp = ctp
+        self.key = key
+        self._channel_id: str | None = None
+        self._absent_since: float | None = None
+        self.clock: Callable[[], float] = time.monotonic
+
+    async def channel_id(self) -> str | None:
+        """The channel's id; None while it does not exist (post-deploy creates it), looked up
+        again after CHANNEL_ABSENT_RECHECK_S."""
+        if self._channel_id is not None:
+            return self._channel_id
+        absent = self._absent_since
+        if absent is not None and self.clock() - absent < CHANNEL_ABSENT_RECHECK_S:
+            return None
+        channel = await self.ctp.get_channel(self.key)
+        if channel is None:
+            self._absent_since = self.clock()
+            log.error(
+                "no commercetools channel for NewStore: run post-deploy; successes are "
+                "recorded as Custom Objects meanwhile",
+                channel_key=self.key,
+            )
+            return None
+        self._channel_id, self._absent_since = str(channel["id"]), None
+        return self._channel_id
+
+    @staticmethod
+    def synced_id(order: dict[str, Any], channel_id: str | None) -> str | None:
+        """NewStore's order id from the order's syncInfo entry of the channel, if any."""
+        if channel_id is None:
+            return None
+        for entry in order.get("syncInfo") or []:
+            if not isinstance(entry, dict):
+                continue
+            channel = entry.get("channel")
+            external = entry.get("externalId")
+            if isinstance(channel, dict) and channel.get("id") == channel_id and external:
+                return str(external)
+        return None
+
+    async def injected_as(self, order_id: str) -> str | None:
+        """Read the order: NewStore's order id if its syncInfo has one (None if the order is
+        gone)."""
+        channel_id = await self.channel_id()
+        if channel_id is None:
+            return None
+        try:
+            order = await self.ctp.get_order(order_id)
+        except CommercetoolsError as error:
+            if error.status == 404:
+                return None
+            raise
+        return self.synced_id(order, channel_id)
+
+    async def write(self, order_id: str, version: int, newstore_order_id: str) -> None:
+        """One request: `updateSyncInfo` at the version the order was read at. A concurrent
+        change of the order (409) is retried at the `currentVersion` the error names, a
+        bounded number of times."""
+        action = {
+            "action": "updateSyncInfo",
+            "channel": {"typeId": "channel", "key": self.key},
+            "externalId": newstore_order_id,
+            "syncedAt": now_iso(),
+        }
+        for _ in range(MAX_SYNC_CONFLICTS):
+            try:
+                await self.ctp.update_order(order_id, version, [action])
+                return
+            except CommercetoolsError as error:
+                current = _current_version(error)
+                if current is None:
+                    raise
+                version = current
+        raise RuntimeError(f"order {order_id}: too many concurrent updates")
+
+
+def _current_version(error: CommercetoolsError) -> int | None:
+    for item in error.errors:
+        if item.get("code") == "ConcurrentModification":
+            current = item.get("currentVersion")
+            return current if isinstance(current, int) else None
+    return None

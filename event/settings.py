@@ -27,7 +27,10 @@ class OrderSettings(BaseSettings):
     # the value of that variant attribute, when the tenant's product ids are not the SKUs
     # (see event/customization.py product_id and docs/mapping.md).
     new_store_product_id_source: str = Field("sku", pattern=r"^(sku|attribute:\S+)$")
-    order_record_successes: bool = True
+    # With the order's syncInfo carrying NewStore's order id (the success is written onto the
+    # order itself), a success Custom Object record would be a fourth request per order:
+    # off by default; `true` writes it as well, for a container that lists every order.
+    order_record_successes: bool = False
     order_records_container: str = Field("newstore-connector-orders", pattern=r"^[-_~.a-zA-Z0-9]+$")
     # fulfill_order calls per second from this process. NewStore takes 20/s for the whole
     # tenant (the operation's description in NewStore's Swagger): divide by the number of
@@ -37,6 +40,18 @@ class OrderSettings(BaseSettings):
     # (recorded, replayable): set it below the subscription's message retention (Pub/Sub's
     # default and maximum for push is 7 days), so that nothing expires unrecorded.
     order_park_after_s: float = Field(6 * 24 * 3600, ge=60)
+    # When an order goes to NewStore: on creation (today's behaviour), once its orderState is
+    # Confirmed (an OrderStateChanged), or once its paymentState is Paid (an
+    # OrderPaymentStateChanged); an order created already Confirmed or Paid goes at once.
+    order_inject_when: Literal["created", "confirmed", "paid"] = "created"
+    # An order cancelled in commercetools is cancelled in NewStore, with this reason (the
+    # cancellation's required `reason`, NewStore's Swagger SalesOrderCancellationRequest).
+    order_cancel_in_newstore: bool = True
+    order_cancel_reason: str = Field("Cancelled in commercetools", min_length=1, max_length=256)
+    # Custom Object container of the cancellation records (one per order, keyed by its id).
+    order_cancellations_container: str = Field(
+        "newstore-connector-cancellations", pattern=r"^[-_~.a-zA-Z0-9]+$"
+    )
 
 
 def load_order_settings() -> OrderSettings:

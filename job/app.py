@@ -21,12 +21,16 @@ from connector.service import service_app
 from connector.settings import Settings, check_all
 from job.settings import InventorySettings, load_inventory_settings
 from job.sync import InventorySync, Status, build_sync
+from lifecycle.settings import LifecycleSettings
+from lifecycle.upkeep import configured_lifecycle, run_upkeep
 
 DRY_RUN_VALUES = {"true": True, "1": True, "false": False, "0": False}
 
 
 def create_app(
-    settings: Settings | None = None, inventory: InventorySettings | None = None
+    settings: Settings | None = None,
+    inventory: InventorySettings | None = None,
+    lifecycle: LifecycleSettings | None = None,
 ) -> FastAPI:
     def build() -> InventorySync:
         every = settings or Settings()
@@ -52,7 +56,13 @@ def create_app(
             )
             return JSONResponse({"error": "bad_request", "detail": detail}, 400)
         report = await sync.run(dry_run)
-        return JSONResponse(report.summary(), 503 if report.status is Status.ERROR else 200)
+        summary = report.summary()
+        # The lifecycle app's upkeep (lifecycle/upkeep.py), when it is deployed; a dry run
+        # changes nothing, so it leaves the inbox and the integration alone.
+        upkeep = lifecycle or configured_lifecycle()
+        if upkeep is not None and not dry_run:
+            summary["lifecycle"] = await run_upkeep(settings or Settings(), upkeep)
+        return JSONResponse(summary, 503 if report.status is Status.ERROR else 200)
 
     return app
 

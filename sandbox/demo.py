@@ -40,6 +40,7 @@ def run_demo(order_count: int = 4) -> None:
             f"stock at {len(catalog.FULFILLMENT_NODES)} fulfillment nodes",
         )
         _orders(stack, order_count)
+        _cancellation(stack)
         _inventory(stack)
         _step("pre-undeploy", _deploy(stack, lambda ctp, _: deploy.pre_undeploy(ctp)))
     console.print(f"[green]demo finished in {time.monotonic() - started:.1f} s[/green]")
@@ -114,6 +115,32 @@ def _orders(stack: Stack, count: int) -> None:
     console.print(table)
     if len(injected) != count:
         raise SystemExit(f"only {len(injected)} of {count} orders reached NewStore")
+
+
+def _cancellation(stack: Stack) -> None:
+    """A merchant cancels one injected order in commercetools: the OrderStateChanged message
+    reaches the event app, which cancels the order in NewStore."""
+    order_id = next(iter(o.external_id for o in stack.newstore.orders.values()))
+    stored = stack.ctp.collections["order"].get(order_id)
+    assert stored is not None, f"order {order_id} vanished from the emulator"
+    newstore_id = stored["syncInfo"][0]["externalId"]  # where the event app wrote it
+
+    async def cancel() -> None:
+        async with CommercetoolsClient(stack.settings().commercetools) as ctp:
+            order = await ctp.get_order(order_id)
+            action = {"action": "changeOrderState", "orderState": "Cancelled"}
+            await ctp.update_order(order_id, order["version"], [action])
+
+    asyncio.run(cancel())
+    stack.wait_idle()
+    sent = [r for r in stack.newstore.lifecycle.cancel_requests if r["order_id"] == newstore_id]
+    if not sent:
+        raise SystemExit(f"the cancellation of order {order_id} did not reach NewStore")
+    _step(
+        "cancellation",
+        f"order {order_id} cancelled in commercetools -> NewStore order {newstore_id} "
+        f"cancelled (reason: {sent[0]['reason']!r})",
+    )
 
 
 def _inventory(stack: Stack) -> None:

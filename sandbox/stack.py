@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from connector.deploy import CHANNEL_DRAFT
 from connector.settings import (
     CommercetoolsSettings,
     NewStoreSettings,
@@ -26,6 +27,9 @@ from event.app import create_app as create_event_app
 from event.settings import OrderSettings
 from job.app import create_app as create_job_app
 from job.settings import InventorySettings
+from lifecycle.app import PATH as LIFECYCLE_PATH
+from lifecycle.app import create_app as create_lifecycle_app
+from lifecycle.settings import LifecycleSettings
 from sandbox import catalog
 from sandbox import commercetools as ctp_emulator
 from sandbox import newstore as newstore_emulator
@@ -39,6 +43,8 @@ NS_SHOP = "sandbox-shop"
 GCP_PROJECT = "sandbox-gcp"
 GCP_TOPIC = "commercetools-orders"
 PUSH_SUBSCRIPTION = "newstore-connector-event"
+# The api_key NewStore's Event Stream sends to the lifecycle app (sandbox only).
+LIFECYCLE_API_KEY = "sandbox-lifecycle-api-key-0123456789abcdef"
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ class Stack:
     pubsub_url: str
     event_url: str | None = None
     job_url: str | None = None
+    lifecycle_url: str | None = None
     apps: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -106,6 +113,12 @@ class Stack:
             ),
         )
 
+    def lifecycle_settings(self, **changes: Any) -> LifecycleSettings:
+        """The lifecycle app's settings; the callback URL is its /lifecycle here."""
+        callback = f"{self.lifecycle_url}{LIFECYCLE_PATH}" if self.lifecycle_url else None
+        values: dict[str, Any] = {"api_key": LIFECYCLE_API_KEY, "callback_url": callback}
+        return LifecycleSettings.model_validate(values | changes)
+
     def create_order(
         self, number: int, edit: Callable[[dict[str, Any]], None] | None = None
     ) -> str:
@@ -140,12 +153,16 @@ def running_stack(
     orders: OrderSettings | None = None,
     newstore_controls: Mapping[str, Any] | None = None,
     job_settings: InventorySettings | None = None,
+    with_lifecycle_app: bool = False,
+    lifecycle: Mapping[str, Any] | None = None,
 ) -> Iterator[Stack]:
     """Start everything on free loopback ports; stop it all when the block exits.
 
     `newstore_controls` are `EmulatorControls` of the NewStore emulator to start with, e.g.
     `{"rate_limits": False}` or `{"fulfill_order_rate_limit": 50}`; by default its rate
-    limits are NewStore's own. `job_settings`: the job app's, instead of `INVENTORY_*`."""
+    limits are NewStore's own. `job_settings`: the job app's, instead of `INVENTORY_*`.
+    `with_lifecycle_app` also serves the lifecycle app (its
+    settings changed by `lifecycle`); the job app then drains its inbox too."""
     policy = policy or PubSubPolicy()
     with ExitStack() as running:
         pubsub_app = pubsub_simulator.create_app(
@@ -172,12 +189,22 @@ def running_stack(
             apps={"ctp": ctp_app, "newstore": newstore_app, "pubsub": pubsub_app},
         )
         if with_event_app:
+            # The `newstore` channel that post-deploy creates (the event app writes order
+            # syncInfo under it), as on a deployed project.
+            stack.ctp.seed({"channels": [CHANNEL_DRAFT]})
             event_app = create_event_app(stack.settings(), orders or OrderSettings())
             stack.apps["event"] = event_app
             stack.event_url = running.enter_context(serve_in_thread(event_app))
             _push_to(stack, f"{stack.event_url}/event", policy)
+        if with_lifecycle_app:
+            lifecycle_app = create_lifecycle_app(
+                stack.settings(), stack.lifecycle_settings(**(lifecycle or {}))
+            )
+            stack.apps["lifecycle"] = lifecycle_app
+            stack.lifecycle_url = running.enter_context(serve_in_thread(lifecycle_app))
         if with_job_app:
-            job_app = create_job_app(stack.settings(), job_settings)
+            upkeep = stack.lifecycle_settings(**(lifecycle or {})) if with_lifecycle_app else None
+            job_app = create_job_app(stack.settings(), job_settings, lifecycle=upkeep)
             stack.apps["job"] = job_app
             stack.job_url = running.enter_context(serve_in_thread(job_app))
         yield stack

@@ -13,7 +13,8 @@ pushes hundreds of orders per second through this on a small machine.
 The modules, from the bottom up: `common` (Json, timestamps, ids), `errors`, `predicates`
 (`where`), `expansion` (`expand`), `store` (collections and queries), `drafts` (checks and
 defaults of request bodies), `publisher` (Pub/Sub delivery), `state` (`CommercetoolsEmulator`),
-`graphql` (the GraphQL subset) and `routes` (`create_app`). This package re-exports their
+`graphql` (the GraphQL subset), `orders` (order update actions, their messages, and
+channel creation) and `routes` (`create_app`). This package re-exports their
 public names.
 """
 

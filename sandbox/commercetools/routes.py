@@ -27,6 +27,7 @@ from sandbox.commercetools.common import Json
 from sandbox.commercetools.errors import CtError, ct_error_body, invalid_input, invalid_json
 from sandbox.commercetools.expansion import expand_all
 from sandbox.commercetools.graphql import GraphQLApi
+from sandbox.commercetools.orders import install_order_updates
 from sandbox.commercetools.state import RESOURCE_TYPES, CommercetoolsEmulator
 from sandbox.commercetools.store import parse_expand_params, parse_query
 from sandbox.controls import SANDBOX_PREFIX, install_controls
@@ -320,6 +321,7 @@ def create_app(
     # calls most come first. Within a resource, `key=...`, `order-number=...` and `import`
     # come before `{id}`.
     _order_routes(app, emu, base)
+    install_order_updates(app, emu, base, read_object)
     _read_routes(app, emu, base, "order", "orders")
     _inventory_routes(app, emu, base)
     _read_routes(app, emu, base, "inventory-entry", "inventory")

@@ -13,8 +13,11 @@ Everything runs on one event loop and no handler awaits between reading and writ
 state, so concurrent identical injections cannot create two orders.
 
 The modules, from the bottom up: `errors`, `validation` (`validate_order`), `exports` (export
-jobs and their files), `limits` (the rate limits and the assumptions behind them), `state`
-(`NewStoreEmulator`), `seeds` (seed request bodies) and `routes` (`create_app`). This
+jobs and their files), `limits` (the rate limits and the assumptions behind them),
+`lifecycle` (an injected order's items, fulfillment requests, shipments, cancellation and
+returns, and the events they emit), `stream` (the Event Stream), `state`
+(`NewStoreEmulator`), `seeds` (seed request bodies), `order_routes` (the order, cancel and
+fulfillment request endpoints, and the lifecycle control) and `routes` (`create_app`). This
 package re-exports their public names.
 """
 

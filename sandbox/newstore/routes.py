@@ -24,8 +24,10 @@ from sandbox.controls import SANDBOX_PREFIX, install_controls
 from sandbox.newstore.errors import Rejected, error_body, error_response, oauth_error
 from sandbox.newstore.exports import ExportJob
 from sandbox.newstore.locations import LocationSeed, list_locations
+from sandbox.newstore.order_routes import install_order_routes
 from sandbox.newstore.seeds import SeedRequest, StockRequest, apply_seed, seed_locations
 from sandbox.newstore.state import EmulatorControls, NewStoreEmulator
+from sandbox.newstore.stream_routes import install_stream_routes
 
 # --- request helpers --------------------------------------------------------------------
 
@@ -121,6 +123,8 @@ def create_app(
     install_controls(app, state.sandbox, error_body, admit=state.limits.admit)
     _add_token_routes(app, state)
     _add_order_routes(app, state)
+    install_order_routes(app, state, _auth_failure)
+    install_stream_routes(app, state, _auth_failure)
     _add_stock_routes(app, state)
     _add_export_routes(app, state)
     _add_location_routes(app, state)

@@ -21,7 +21,9 @@ from pydantic import BaseModel, Field
 from sandbox.controls import RateAlgorithm, SandboxState
 from sandbox.newstore.errors import Rejected
 from sandbox.newstore.exports import ExportJob, encode_export, zip_export
+from sandbox.newstore.lifecycle import Lifecycle
 from sandbox.newstore.limits import DEVELOPMENT_TENANT_RATE, FULFILL_ORDER_RATE, NewStoreLimits
+from sandbox.newstore.stream import EventStream
 from sandbox.newstore.validation import validate_order
 
 # Not documented: NewStore's guide only says injection answers 200 or 400, so a
@@ -140,6 +142,10 @@ class NewStoreEmulator:
         self.revision = 0
         self.exports: dict[str, ExportJob] = {}
         self._row_keys: list[tuple[str, str]] | None = None
+        # After injection: the orders' lifecycle (sandbox.newstore.lifecycle) and the events
+        # it emits (sandbox.newstore.stream).
+        self.stream = EventStream(tenant)
+        self.lifecycle = Lifecycle(tenant, self.stream.publish)
 
     # --- tokens -------------------------------------------------------------------------
 
@@ -263,6 +269,8 @@ class NewStoreEmulator:
         self.locations.clear()
         self.exports.clear()
         self._row_keys = None
+        self.lifecycle.clear()
+        self.stream.clear()
 
     # --- orders -------------------------------------------------------------------------
 
@@ -292,6 +300,7 @@ class NewStoreEmulator:
         order_id = str(uuid.uuid4())
         response = {"id": order_id, "external_id": external_id, "items": items}
         self.orders[external_id] = InjectedOrder(external_id, order_id, payload, response)
+        self.lifecycle.register(payload, response)
         return response
 
     # --- availability export ------------------------------------------------------------

@@ -37,7 +37,7 @@ from connector.commercetools import CommercetoolsClient
 from connector.http import RetryPolicy
 from connector.settings import CommercetoolsSettings
 from event.order import ORDER_EXPANSIONS
-from event.records import OrderRecords, RecordStatus
+from event.records import OrderRecords, OrderSync, RecordStatus
 from job import inventory_reads
 from job.apply import GraphQLWriter, RestWriter, mutation_document
 from job.cursor import CursorState, CursorStore
@@ -164,6 +164,7 @@ class Recorder:
         self.requests: list[httpx.Request] = []
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.subscription: dict[str, Any] | None = None
+        self.channel: dict[str, Any] | None = None
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.url.host == httpx.URL(AUTH).host:
@@ -180,6 +181,10 @@ class Recorder:
     def _answer(self, method: str, path: str, body: Any) -> Any:
         if path.startswith("/orders/"):
             return {"id": path.rsplit("/", 1)[-1], "version": 1}
+        if path.startswith("/channels"):
+            if method == "POST":
+                self.channel = {**body, "id": "channel-1", "version": 1}
+            return self.channel
         if path == "/inventory" and method == "GET":
             return {"results": []}
         if path.startswith("/inventory"):
@@ -251,8 +256,15 @@ async def _drive_everything(ctp: CommercetoolsClient, recorder: Recorder) -> Non
 
     gcp = {"CONNECT_GCP_TOPIC_NAME": "orders", "CONNECT_GCP_PROJECT_ID": "project"}
     aws = {"CONNECT_AWS_TOPIC_ARN": "arn:aws:sns:us-east-2:123456789012:orders"}
-    assert (await deploy.post_deploy(ctp, gcp)).action == "created"
+    assert (await deploy.post_deploy(ctp, gcp)).channel == "created"
     assert (await deploy.post_deploy(ctp, aws)).action == "updated"
+    paid = {**aws, "ORDER_INJECT_WHEN": "paid"}
+    assert (await deploy.post_deploy(ctp, paid)).action == "updated"
+    # the success onto the order: the channel's id, then updateSyncInfo
+    sync = OrderSync(ctp)
+    assert await sync.channel_id() == "channel-1"
+    await sync.write("order-1", 1, "newstore-order-1")
+    await sync.injected_as("order-1")
     assert (await deploy.pre_undeploy(ctp)).action == "deleted"
     recorder.subscription = None
     cloud_events = {**gcp, "SUBSCRIPTION_FORMAT": "CloudEvents"}
@@ -434,6 +446,9 @@ def test_the_product_sends_every_kind_of_request(captured: list[httpx.Request]) 
     seen = {f"{r.method} {operation_for(r.method, r.url.path)[0]}" for r in captured}
     assert seen == {
         "GET /{projectKey}/orders/{ID}",
+        "POST /{projectKey}/orders/{ID}",
+        "GET /{projectKey}/channels/key={key}",
+        "POST /{projectKey}/channels",
         "GET /{projectKey}/inventory",
         "POST /{projectKey}/inventory",
         "POST /{projectKey}/inventory/{ID}",

@@ -105,3 +105,28 @@ def test_replay_failed_heals_every_parked_order_after_an_outage(cli_env: Stack) 
     assert result.exit_code == 0, result.output
     assert "2 of 2 replayed into NewStore" in result.output
     assert {o.external_id for o in cli_env.newstore.orders.values()} == set(orders)
+
+
+def test_show_tells_an_injected_and_cancelled_order(cli_env: Stack) -> None:
+    order_id = store_order(cli_env, 25)
+    replay = json.loads(runner.invoke(app, ["orders", "replay", order_id]).output)
+    cli_env.ctp.seed(
+        {
+            "customObjects": [
+                {
+                    "container": "newstore-connector-cancellations",
+                    "key": order_id,
+                    "value": {"order_id": order_id, "status": "cancelled", "source": "connector"},
+                }
+            ]
+        }
+    )
+
+    shown = json.loads(runner.invoke(app, ["orders", "show", order_id]).output)
+
+    assert (shown["status"], shown["newstore_order_id"]) == (
+        "injected",
+        replay["newstore_order_id"],
+    )
+    assert "syncInfo" in shown["recorded_in"]
+    assert shown["cancellation"]["status"] == "cancelled"

@@ -14,6 +14,7 @@ def test_demo_runs_end_to_end() -> None:
     for step in (
         "subscription newstore-connector-order-created created",
         "orders injected",
+        "cancelled in commercetools -> NewStore order",
         "inventory sync",
         "per-store stock (supply channels)",
         "New York Store",

@@ -36,7 +36,35 @@ def test_post_deploy_twice_changes_nothing_the_second_time(cli_env: Stack) -> No
         "projectId": "sandbox-gcp",
         "topic": "commercetools-orders",
     }
-    assert created["messages"] == [{"resourceTypeId": "order", "types": ["OrderCreated"]}]
+    order_messages = ["OrderCreated", "OrderStateChanged"]
+    assert created["messages"] == [{"resourceTypeId": "order", "types": order_messages}]
+    assert "channel newstore: exists" in second.output
+
+
+def test_post_deploy_creates_the_newstore_channel_once(
+    cli_env: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    channels = cli_env.ctp.collections["channel"]
+    channels.remove(channels.get_by_key("newstore")["id"])  # a project never deployed
+
+    first = runner.invoke(app, ["post-deploy"])
+    second = runner.invoke(app, ["post-deploy"])
+
+    assert "channel newstore: created" in first.output
+    assert "channel newstore: exists" in second.output
+    channel = channels.get_by_key("newstore")
+    assert channel is not None and channel["roles"] == ["OrderExport"]
+
+
+def test_post_deploy_subscribes_to_payment_states_only_when_paid_decides(
+    cli_env: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORDER_INJECT_WHEN", "paid")
+
+    assert runner.invoke(app, ["post-deploy"]).exit_code == 0
+
+    types = subscription(cli_env)["messages"][0]["types"]
+    assert types == ["OrderCreated", "OrderStateChanged", "OrderPaymentStateChanged"]
 
 
 def test_post_deploy_updates_in_place_when_the_topic_changes(

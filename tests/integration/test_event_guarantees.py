@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from connector.commercetools import CommercetoolsClient
-from event.records import OrderRecords
+from event.records import OrderRecords, OrderSync
 from event.settings import OrderSettings
 from sandbox.stack import PROJECT_KEY, Stack, running_stack
 from tests.helpers import order_created_message, push_envelope, store_order
@@ -27,7 +27,9 @@ RECORD_READ = f"GET /{PROJECT_KEY}/custom-objects/{{container}}/{{key}}"
 RECORD_WRITE = f"POST /{PROJECT_KEY}/custom-objects"
 RECORD_DELETE = f"DELETE /{PROJECT_KEY}/custom-objects/{{container}}/{{key}}"
 INJECTION = "POST /v0/d/fulfill_order"
-TOKENS = {"POST /oauth/token", "POST /v0/token"}
+ORDER_WRITE = f"POST /{PROJECT_KEY}/orders/{{order_id}}"
+# Once per process, not per order: the tokens, and the `newstore` channel's id.
+TOKENS = {"POST /oauth/token", "POST /v0/token", f"GET /{PROJECT_KEY}/channels/key={{key}}"}
 
 
 def deliver(url: str, order_id: Any, **kwargs: Any) -> httpx.Response:
@@ -62,7 +64,8 @@ def listed_as_failed(stack: Stack) -> set[str]:
 
     async def query() -> set[str]:
         async with CommercetoolsClient(stack.settings().commercetools) as ctp:
-            return {r["order_id"] for r in await OrderRecords(ctp, CONTAINER).failed()}
+            records = OrderRecords(ctp, CONTAINER)
+            return {r["order_id"] for r in await records.failed(sync=OrderSync(ctp))}
 
     return asyncio.run(query())
 
@@ -101,7 +104,7 @@ def test_concurrent_duplicates_of_one_order_share_one_injection(stack: Stack) ->
     assert {a.json()["outcome"] for a in answers} == {"injected"}
     assert len({a.json()["newstore_order_id"] for a in answers}) == 1
     assert counters(stack.newstore_url) == {INJECTION: 1}
-    assert counters(stack.ctp_url) == {ORDER_READ: 1, RECORD_WRITE: 1}
+    assert counters(stack.ctp_url) == {ORDER_READ: 1, ORDER_WRITE: 1}
 
 
 def test_a_late_duplicate_of_an_order_injected_here_costs_no_request(stack: Stack) -> None:
@@ -132,11 +135,35 @@ def test_the_steady_state_costs_three_requests_per_order(any_stack: Stack) -> No
     ctp, newstore = counters(stack.ctp_url), counters(stack.newstore_url)
     assert newstore == {INJECTION: 3}
     injector = stack.apps["event"].state.worker
-    if injector.settings.order_record_successes:
-        assert ctp == {ORDER_READ: 3, RECORD_WRITE: 3}  # a blind write each
-    else:
-        assert ctp == {ORDER_READ: 3, RECORD_READ: 3}  # is there a failure to clear? no
-    assert sum(ctp.values()) + sum(newstore.values()) == 3 * 3
+    if injector.settings.order_record_successes:  # the syncInfo, and a blind write each
+        assert ctp == {ORDER_READ: 3, ORDER_WRITE: 3, RECORD_WRITE: 3}
+        assert sum(ctp.values()) + sum(newstore.values()) == 3 * 4
+    else:  # the default: the syncInfo is the record
+        assert ctp == {ORDER_READ: 3, ORDER_WRITE: 3}
+        assert sum(ctp.values()) + sum(newstore.values()) == 3 * 3
+    for order_id, answer in zip(orders, answers, strict=True):
+        sync_info = stack.ctp.collections["order"].get(order_id)["syncInfo"]
+        assert [entry["externalId"] for entry in sync_info] == [answer.json()["newstore_order_id"]]
+
+
+def test_a_late_duplicate_on_another_instance_is_recognised_from_the_sync_info(
+    stack: Stack,
+) -> None:
+    """No memory of the injection (another instance, or after a restart): the order read
+    shows NewStore's id in its syncInfo, and nothing goes to NewStore."""
+    order_id = store_order(stack, 38)
+    assert stack.event_url
+    first = deliver(stack.event_url, order_id)
+    stack.apps["event"].state.worker.recent.clear()
+    reset_counters(stack)
+
+    late = deliver(stack.event_url, order_id)
+
+    assert (late.status_code, late.json()["outcome"]) == (200, "already_injected")
+    assert late.json()["newstore_order_id"] == first.json()["newstore_order_id"]
+    assert counters(stack.newstore_url) == {}
+    assert counters(stack.ctp_url) == {ORDER_READ: 1}
+    assert len(stack.newstore.orders) == 1
 
 
 # --- a success supersedes a failure -------------------------------------------------------------
@@ -180,11 +207,33 @@ def test_a_success_supersedes_an_earlier_failure(any_stack: Stack, failure: str)
         stored = record(stack, order_id)
         assert stored is not None and stored["status"] == "injected"
         assert stored["newstore_order_id"] == healed.json()["newstore_order_id"]
-        assert ctp == {**read, RECORD_WRITE: 1}
-    else:  # read, and deleted
+        assert ctp == {**read, RECORD_WRITE: 1, ORDER_WRITE: 1}
+    else:  # this process recorded the failure: read, and deleted
         assert record(stack, order_id) is None
-        assert ctp == {**read, RECORD_READ: 1, RECORD_DELETE: 1}
+        assert ctp == {**read, RECORD_READ: 1, RECORD_DELETE: 1, ORDER_WRITE: 1}
     assert order_id not in listed_as_failed(stack)
+
+
+def test_a_failure_recorded_elsewhere_is_superseded_when_listed(stack: Stack) -> None:
+    """A failure record this process knows nothing of (another instance's, or from before a
+    restart) costs the success nothing; `orders failed` finds the order's syncInfo and
+    deletes the record instead of listing it."""
+    assert stack.event_url
+    order_id = store_order(stack, 39)
+    broken = make_it_fail_permanently(stack, order_id)
+    deliver(stack.event_url, order_id)
+    assert order_id in listed_as_failed(stack)
+    broken["line"]["variant"]["sku"] = broken["sku"]
+    stack.apps["event"].state.worker.failure_recorded.clear()  # as if another instance
+    reset_counters(stack)
+
+    healed = deliver(stack.event_url, order_id)
+
+    assert healed.json()["outcome"] == "injected"
+    assert counters(stack.ctp_url) == {ORDER_READ: 1, ORDER_WRITE: 1}
+    assert record(stack, order_id) is not None  # still there, superseded:
+    assert order_id not in listed_as_failed(stack)
+    assert record(stack, order_id) is None  # and cleaned up by the listing
 
 
 # --- an id that is no id costs nothing ------------------------------------------------------------

@@ -1,6 +1,8 @@
 """The layout is the architecture: dependencies point one way, and nothing hides an import.
 
-The product: `connector` <- `event`, `job` <- `cli`. The sandbox's emulators stand alone; its
+The product: `connector` <- `event`, `lifecycle` <- `job` <- `cli` (the job drains the
+lifecycle inbox and heals its NewStore integration, so it may import `lifecycle`; `lifecycle`
+imports neither app). The sandbox's emulators stand alone; its
 stack, demo and CLI wire the apps for a clone.
 """
 
@@ -12,13 +14,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT_PACKAGES = {"connector", "event", "job", "cli", "sandbox", "bench", "tests"}
+PROJECT_PACKAGES = {"connector", "event", "job", "lifecycle", "cli", "sandbox", "bench", "tests"}
 # What each product package may import from the project.
 ALLOWED = {
     "connector": {"connector"},
     "event": {"connector", "event"},
-    "job": {"connector", "job"},
-    "cli": {"connector", "event", "job", "cli"},
+    "lifecycle": {"connector", "lifecycle"},
+    "job": {"connector", "lifecycle", "job"},
+    "cli": {"connector", "event", "job", "lifecycle", "cli"},
 }
 
 

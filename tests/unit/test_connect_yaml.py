@@ -9,6 +9,7 @@ import yaml
 
 from connector.settings import CommercetoolsSettings, NewStoreSettings
 from event.settings import OrderSettings
+from lifecycle.settings import LifecycleSettings
 
 CONNECT_YAML = Path(__file__).resolve().parents[2] / "connect.yaml"
 
@@ -69,6 +70,23 @@ def readme_required() -> set[str]:
 
 def test_connect_yaml_and_the_readme_agree_on_what_is_required() -> None:
     assert readme_required() >= {"CTP_CLIENT_ID", "NEW_STORE_SHOP"}  # the table was read
-    for app in apps().values():
+    only_its_own = {"lifecycle": {"LIFECYCLE_API_KEY"}}  # required by that app alone
+    for name, app in apps().items():
         required = {key for key, entry in variables(app).items() if entry["required"]}
-        assert required == readme_required()
+        assert required - only_its_own.get(name, set()) == readme_required()
+
+
+def test_the_lifecycle_app_is_a_service_that_needs_its_api_key() -> None:
+    lifecycle = apps()["lifecycle"]
+    assert (lifecycle["applicationType"], lifecycle["endpoint"]) == ("service", "/lifecycle")
+    declared = variables(lifecycle)
+    expected = {f"LIFECYCLE_{name.upper()}" for name in LifecycleSettings.model_fields}
+    expected -= {"LIFECYCLE_EXTERNAL_ID_SOURCE"}  # read as NEW_STORE_EXTERNAL_ID_SOURCE
+    expected |= {"NEW_STORE_EXTERNAL_ID_SOURCE"}
+    assert expected - set(declared) == set()
+    secured = {e["key"] for e in lifecycle["configuration"]["securedConfiguration"]}
+    assert "LIFECYCLE_API_KEY" in secured
+    assert declared["LIFECYCLE_API_KEY"]["required"] is True
+    # the job (upkeep) and the event app (post-deploy registration) may carry it too
+    for name in ("job", "event"):
+        assert variables(apps()[name])["LIFECYCLE_API_KEY"]["required"] is False

@@ -76,10 +76,10 @@ def test_subscription_test_message() -> None:
 
 
 def test_other_messages_are_recognised_as_other() -> None:
-    other = {**PLATFORM_ORDER_CREATED, "type": "OrderStateChanged"}
+    other = {**PLATFORM_ORDER_CREATED, "type": "OrderShipmentStateChanged"}
     delivery = parse_push(push(other))
     assert delivery.kind is MessageKind.OTHER
-    assert delivery.message_type == "OrderStateChanged"
+    assert delivery.message_type == "OrderShipmentStateChanged"
 
 
 @pytest.mark.parametrize(
@@ -171,3 +171,41 @@ def test_the_preview_is_short_and_escaped() -> None:
     assert shown.endswith("(1024 characters)")
     assert len(shown) < 100
     assert preview(None) == "not a string (NoneType)"
+
+
+@pytest.mark.parametrize("cloud_events", [False, True], ids=["platform", "cloudevents"])
+@pytest.mark.parametrize(
+    ("message_type", "field", "kind"),
+    [
+        ("OrderStateChanged", "orderState", MessageKind.ORDER_STATE_CHANGED),
+        ("OrderPaymentStateChanged", "paymentState", MessageKind.ORDER_PAYMENT_STATE_CHANGED),
+    ],
+)
+def test_state_messages_carry_the_new_state(
+    cloud_events: bool, message_type: str, field: str, kind: MessageKind
+) -> None:
+    platform = {
+        **{k: v for k, v in PLATFORM_ORDER_CREATED.items() if k != "order"},
+        "type": message_type,
+        field: "Cancelled" if field == "orderState" else "Paid",
+    }
+    message: dict[str, Any] = platform
+    if cloud_events:
+        message = {
+            "specversion": "1.0",
+            "type": f"com.commercetools.order.message.{message_type}",
+            "subject": "order-1",
+            "data": platform,
+        }
+    delivery = parse_push(push(message))
+    assert (delivery.kind, delivery.order_id) == (kind, "order-1")
+    assert (delivery.order_state or delivery.payment_state) in ("Cancelled", "Paid")
+
+
+def test_an_order_created_tells_the_states_of_the_order_it_carries() -> None:
+    message = {**PLATFORM_ORDER_CREATED, "order": {"id": "order-1", "orderState": "Confirmed"}}
+    message["order"]["paymentState"] = "Paid"
+    delivery = parse_push(push(message))
+    assert (delivery.order_state, delivery.payment_state) == ("Confirmed", "Paid")
+    bare = parse_push(push({k: v for k, v in PLATFORM_ORDER_CREATED.items() if k != "order"}))
+    assert (bare.order_state, bare.payment_state) == (None, None)

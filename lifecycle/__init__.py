@@ -1,0 +1,1 @@
+"""The lifecycle app: NewStore's Event Stream into commercetools' native order fields."""
