@@ -7,6 +7,7 @@ import os
 import typer
 
 from cli.common import console, run
+from cli.doctor import diagnose
 from connector import deploy
 from connector.commercetools import CommercetoolsClient
 from connector.settings import Settings
@@ -25,6 +26,11 @@ def post_deploy_command() -> None:
         console.print(f"[red]post-deploy: {error}[/red]")
         raise typer.Exit(2) from None
     console.print(f"subscription {deploy.SUBSCRIPTION_KEY}: {result.action}")
+    # The preflight: a deploy whose prerequisites are missing fails here, with the report,
+    # rather than with the first order.
+    if not diagnose():
+        console.print("[red]post-deploy: the doctor found a missing prerequisite (above)[/red]")
+        raise typer.Exit(1)
 
 
 def pre_undeploy_command() -> None:

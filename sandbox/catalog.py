@@ -103,7 +103,11 @@ def newstore_seed(atp_by_node: dict[str, int] | None = None) -> Json:
         for sku, _, _ in PRODUCTS
         for node in FULFILLMENT_NODES
     ]
-    return {"products": [{"product_id": sku, "sku": sku} for sku, _, _ in PRODUCTS], "stock": stock}
+    return {
+        "products": [{"product_id": sku, "sku": sku} for sku, _, _ in PRODUCTS],
+        "stock": stock,
+        "service_levels": [key for key, _, _ in SHIPPING_METHODS],
+    }
 
 
 @dataclass(frozen=True)

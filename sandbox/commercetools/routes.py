@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from sandbox.commercetools.common import Json
 from sandbox.commercetools.errors import CtError, ct_error_body, invalid_input, invalid_json
 from sandbox.commercetools.expansion import expand_all
+from sandbox.commercetools.faults import add_fault_routes
 from sandbox.commercetools.graphql import GraphQLApi
 from sandbox.commercetools.state import RESOURCE_TYPES, CommercetoolsEmulator
 from sandbox.commercetools.store import parse_expand_params, parse_query
@@ -320,6 +321,7 @@ def create_app(
             _read_routes(app, emu, base, type_id, path)
     _auth_routes(app, emu)
     _sandbox_routes(app, emu)
+    add_fault_routes(app, emu)
     _error_handlers(app)
     app.add_middleware(BearerAuth, emulator=emu, prefix=f"{base}/")
     install_controls(app, emu.sandbox, ct_error_body)
