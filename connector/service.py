@@ -14,8 +14,9 @@ from typing import Protocol
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
+from connector import metrics
 from connector.auth import install_auth
 from connector.hardening import install_hardening
 from connector.http import UpstreamError
@@ -65,6 +66,11 @@ def service_app(
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     readiness = Readiness()
 

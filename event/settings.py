@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
+from connector.order_records import DEFAULT_CONTAINER
 from connector.settings import load_settings_group, settings_config
 
 
@@ -28,7 +29,7 @@ class OrderSettings(BaseSettings):
     # (see event/customization.py product_id and docs/mapping.md).
     new_store_product_id_source: str = Field("sku", pattern=r"^(sku|attribute:\S+)$")
     order_record_successes: bool = True
-    order_records_container: str = Field("newstore-connector-orders", pattern=r"^[-_~.a-zA-Z0-9]+$")
+    order_records_container: str = Field(DEFAULT_CONTAINER, pattern=r"^[-_~.a-zA-Z0-9]+$")
     # fulfill_order calls per second from this process. NewStore takes 20/s for the whole
     # tenant (the operation's description in NewStore's Swagger): divide by the number of
     # instances that may run (Cloud Run --max-instances, docs/deploy.md).
