@@ -228,3 +228,25 @@ def test_post_deploy_fails_with_the_report_when_a_prerequisite_is_missing(stack:
     assert result.exit_code == 1
     assert "✗ service levels" in result.output
     assert "missing prerequisite" in result.output
+
+
+def test_scopes_are_those_of_the_api_client_not_of_this_jobs_ctp_scope(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The deploy job narrows its own token (docs/deploy.md); the apps can still get theirs.
+    monkeypatch.setenv("CTP_SCOPE", "manage_subscriptions:sandbox")
+
+    code, checks, _ = doctor()
+
+    assert checks["commercetools scopes"]["outcome"] == "pass"
+    assert code == 0
+
+
+def test_post_deploy_can_skip_the_doctor(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NEW_STORE_BASE_URL")
+    assert runner.invoke(app, ["post-deploy"]).exit_code == 1  # the doctor: no NewStore
+
+    result = runner.invoke(app, ["post-deploy", "--skip-doctor"])
+
+    assert result.exit_code == 0
+    assert "unchanged" in result.output
