@@ -350,7 +350,10 @@ def product_id_of(variant: Mapping[str, Any], source: str) -> str | None:
         if attribute.get("name") == name:
             value = attribute.get("value")
             value = value.get("key") if isinstance(value, dict) else value
-            return str(value) if isinstance(value, str | int) and value != "" else None
+            # as the mapping reads it: text, a whole number or an enum's key; not a boolean
+            if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+                return None
+            return str(value)
     return None
 
 

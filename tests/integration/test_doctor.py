@@ -250,3 +250,17 @@ def test_post_deploy_can_skip_the_doctor(stack: Stack, monkeypatch: pytest.Monke
 
     assert result.exit_code == 0
     assert "unchanged" in result.output
+
+
+def test_an_unreachable_newstore_is_a_failed_check_not_a_traceback(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEW_STORE_BASE_URL", "http://127.0.0.1:9")
+
+    result = runner.invoke(app, ["doctor"])
+
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)  # a clean exit 1, nothing raised
+    failing = [line for line in result.output.splitlines() if line.startswith("✗")]
+    assert len(failing) == 1 and failing[0].startswith("✗ NewStore token: newstore:")
