@@ -13,6 +13,7 @@ import pytest
 
 from connector import deploy
 from connector.commercetools import CommercetoolsClient
+from connector.http import RetryPolicy
 from connector.newstore import NewStoreClient
 from connector.order_records import DEFAULT_CONTAINER
 from job import watchdog as watchdog_module
@@ -20,12 +21,14 @@ from job.app import create_app
 from job.settings import InventorySettings
 from job.watchdog import LAST_SUCCESS_KEY, Watchdog, WatchdogSettings
 from sandbox.commercetools.faults import set_subscription_status
+from sandbox.controls import Controls
 from sandbox.server import serve_in_thread
 from sandbox.stack import Stack, running_stack
 from tests.job.conftest import no_inventory_variables
 
 pytestmark = pytest.mark.usefixtures(no_inventory_variables.__name__)
 JOBS = InventorySettings().lease_container
+QUICK = RetryPolicy(max_attempts=2, budget_s=0.5, initial_backoff_s=0.01, max_backoff_s=0.02)
 
 
 class Recorder:
@@ -180,3 +183,33 @@ async def test_no_success_yet_is_stale(stack: Stack, logged: Recorder) -> None:
 
     assert [a["alert"] for a in watched["alerts"]] == ["inventory_stale"]
     assert watched["last_success_at"] is None
+
+
+async def test_a_commercetools_outage_is_an_alert_never_an_exception(
+    stack: Stack, logged: Recorder
+) -> None:
+    stack.ctp.sandbox.set_controls(Controls(fault_rate=1.0))
+    settings = stack.settings()
+    async with (
+        CommercetoolsClient(settings.commercetools, retry=QUICK) as ctp,
+        NewStoreClient(settings.newstore, retry=QUICK) as ns,
+    ):
+        watched = await Watchdog(ctp, ns, JOBS, WatchdogSettings(), stack.env()).watch(False)
+
+    alerts = [a.alert for a in watched.alerts]
+    assert alerts == ["watchdog_failed"] * 3  # subscription, parked orders, last success
+    assert "503" in watched.alerts[0].message
+    assert logged.alerts("error") == alerts
+
+
+async def test_the_watchdog_stops_at_its_time_budget(stack: Stack, logged: Recorder) -> None:
+    stack.ctp.sandbox.set_controls(Controls(latency_ms=2000))
+    settings = stack.settings()
+    async with (
+        CommercetoolsClient(settings.commercetools) as ctp,
+        NewStoreClient(settings.newstore) as ns,
+    ):
+        budget = WatchdogSettings(watchdog_timeout_s=0.2)
+        watched = await Watchdog(ctp, ns, JOBS, budget, stack.env()).watch(False)
+
+    assert [a.alert for a in watched.alerts] == ["watchdog_incomplete"]
