@@ -11,7 +11,8 @@ import os
 import typer
 from pydantic_settings import BaseSettings
 
-from cli.common import EXIT_CONFIG, fail, out, print_json, run
+from cli.common import EXIT_CONFIG, EXIT_FAILED, fail, out, print_json, run
+from cli.doctor import diagnose
 from connector import deploy
 from connector.commercetools import NEWSTORE_CHANNEL_KEY, CommercetoolsClient
 from connector.newstore import NewStoreClient
@@ -40,9 +41,18 @@ def deploy_environment() -> dict[str, str]:
     return {name.upper(): str(value) for name, value in found.items()} | dict(os.environ)
 
 
-def post_deploy_command(as_json: bool = JSON) -> None:
+def post_deploy_command(
+    as_json: bool = JSON,
+    skip_doctor: bool = typer.Option(
+        False,
+        "--skip-doctor",
+        help="Do not run the doctor afterwards (for a deploy job without NewStore variables).",
+    ),
+) -> None:
     """Create or update the order messages subscription, the newstore channel and, when the
-    lifecycle app is deployed, NewStore's event stream integration (Connect's postDeploy)."""
+    lifecycle app is deployed, NewStore's event stream integration (Connect's postDeploy);
+    then run the doctor: exit 1 with its report when a prerequisite is missing (with
+    `--json`, the deploy's object and the doctor's, one JSON document per line)."""
 
     async def post_deploy(settings: Settings) -> deploy.DeployResult:
         env = deploy_environment()
@@ -52,6 +62,10 @@ def post_deploy_command(as_json: bool = JSON) -> None:
             return await deploy.post_deploy(ctp, env)
 
     _report(run(post_deploy), _lifecycle_integration(remove=False), as_json)
+    # The preflight: a deploy whose prerequisites are missing fails here, with the report,
+    # rather than with the first order.
+    if not skip_doctor and not diagnose(as_json):
+        fail("post-deploy: the doctor found a missing prerequisite (above)", EXIT_FAILED)
 
 
 def _destination(env: dict[str, str]) -> None:

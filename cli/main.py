@@ -6,6 +6,7 @@ import typer
 
 from cli.common import Options
 from cli.deploy import post_deploy_command, pre_undeploy_command
+from cli.doctor import doctor_command
 from cli.inventory import inventory_app
 from cli.lifecycle import lifecycle_app
 from cli.orders import orders_app
@@ -36,6 +37,7 @@ app.add_typer(inventory_app, name="inventory")
 app.add_typer(lifecycle_app, name="lifecycle")
 app.command("post-deploy")(post_deploy_command)
 app.command("pre-undeploy")(pre_undeploy_command)
+app.command("doctor")(doctor_command)
 
 
 def main() -> None:

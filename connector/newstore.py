@@ -3,11 +3,13 @@ Availabilities Export API, typed errors."""
 
 from __future__ import annotations
 
+import time
 from typing import IO, Any
 from urllib.parse import quote
 
 import httpx
 
+from connector import metrics
 from connector.http import (
     RetryPolicy,
     Token,
@@ -63,6 +65,9 @@ class NewStoreError(UpstreamError):
 
 
 def parse_error(response: httpx.Response) -> NewStoreError:
+    if response.status_code == 429:
+        endpoint = "fulfill_order" if response.url.path.endswith(FULFILL_ORDER_PATH) else "other"
+        metrics.NEWSTORE_429.labels(endpoint).inc()
     body = json_object(response)
     return NewStoreError(
         str(body.get("error_code") or f"http_{response.status_code}"),
@@ -127,6 +132,7 @@ class NewStoreClient(UpstreamClient):
         implies that the order has been created correctly"): another 2xx raises a transient
         `unexpected_success_status`. An error is permanent (`transient` False) only for a
         status in INJECTION_REFUSED_STATUSES."""
+        started = time.perf_counter()
         try:
             response = await self.send(
                 "POST",
@@ -137,6 +143,8 @@ class NewStoreClient(UpstreamClient):
         except NewStoreError as error:
             error.transient = error.status not in INJECTION_REFUSED_STATUSES
             raise
+        finally:
+            metrics.INJECTION_SECONDS.observe(time.perf_counter() - started)
         if response.status_code != 200:
             raise NewStoreError(
                 UNEXPECTED_SUCCESS,

@@ -17,9 +17,10 @@ from typing import Protocol
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from connector import metrics
 from connector.auth import install_auth, load_auth_settings
 from connector.hardening import install_hardening, load_hardening_settings, send_json
 from connector.http import UpstreamError
@@ -89,6 +90,11 @@ def service_app(
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     readiness = Readiness()
 

@@ -16,6 +16,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from connector import metrics
 from connector.commercetools import CommercetoolsClient
 from connector.http import new_http_client
 from connector.newstore import DEFAULT_TIMEOUT as NEWSTORE_TIMEOUT
@@ -122,7 +123,11 @@ def _canceller(request: Request) -> Canceller:
 
 
 def _log_delivery(fields: dict[str, Any], started: float, level: str | None = None) -> None:
-    duration_ms = round((time.perf_counter() - started) * 1000, 1)
+    seconds = time.perf_counter() - started
+    duration_ms = round(seconds * 1000, 1)
+    outcome = str(fields.get("outcome"))
+    metrics.ORDERS.labels("ignored" if outcome.startswith("ignored") else outcome).inc()
+    metrics.DELIVERY_SECONDS.observe(seconds)
     if level is None:
         failed = fields.get("outcome") in (DeliveryOutcome.FAILED, DeliveryOutcome.RETRY)
         level = "warning" if failed else "info"

@@ -81,12 +81,18 @@ def _attribute_text(value: Any) -> str:
 # --- shipping -----------------------------------------------------------------------------
 
 
-def service_level_identifier(order: Order) -> str:
-    """NewStore's `service_level_identifier` for the order's shipping.
+def service_level_for_key(key: str) -> str:
+    """NewStore's service level for a commercetools shipping method key.
 
-    Default: the commercetools shipping method's `key`, which must match a NewStore
-    service level. Map keys here if the two catalogues use different names, e.g.
-    `return {"standard-eu": "GROUND"}.get(key, key)`.
+    Default: the key itself, which must match a NewStore service level. Map keys here if the
+    two catalogues use different names, e.g. `return {"standard-eu": "GROUND"}.get(key, key)`;
+    `newstore-connector doctor` checks every key through this function."""
+    return key
+
+
+def service_level_identifier(order: Order) -> str:
+    """NewStore's `service_level_identifier` for the order's shipping: the shipping method's
+    `key`, through `service_level_for_key`.
     """
     info = order.shipping_info
     method = info.shipping_method if info else None
@@ -96,7 +102,7 @@ def service_level_identifier(order: Order) -> str:
             "no_service_level",
             "the order has no shipping method with a key to use as service_level_identifier",
         )
-    return str(key)
+    return service_level_for_key(str(key))
 
 
 # --- payments -----------------------------------------------------------------------------

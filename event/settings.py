@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
+from connector.order_records import DEFAULT_CONTAINER
 from connector.settings import load_settings_group, settings_config
 
 
@@ -31,7 +32,7 @@ class OrderSettings(BaseSettings):
     # order itself), a success Custom Object record would be a fourth request per order:
     # off by default; `true` writes it as well, for a container that lists every order.
     order_record_successes: bool = False
-    order_records_container: str = Field("newstore-connector-orders", pattern=r"^[-_~.a-zA-Z0-9]+$")
+    order_records_container: str = Field(DEFAULT_CONTAINER, pattern=r"^[-_~.a-zA-Z0-9]+$")
     # fulfill_order calls per second from this process. NewStore takes 20/s for the whole
     # tenant (the operation's description in NewStore's Swagger): divide by the number of
     # instances that may run (Cloud Run --max-instances, docs/deploy.md).

@@ -20,6 +20,7 @@ incremental one keeps its cursor, so the next delta holds the same changes again
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from typing import Any
 import httpx
 import structlog
 
+from connector import metrics
 from connector.commercetools import CommercetoolsClient
 from connector.http import RetryPolicy, UpstreamError, new_http_client
 from connector.newstore import NewStoreClient
@@ -64,6 +66,7 @@ from job.plan import (
 )
 from job.settings import InventorySettings
 from job.sources import StockedProductsSource, StockSnapshot, StockSource
+from job.watchdog import Watchdog, load_watchdog_settings
 
 log = structlog.get_logger("job")
 
@@ -144,6 +147,7 @@ class SyncReport:
     cursor_after: int | None = None  # what is stored once the run is over
     # per-location: the channels synced, and the NewStore locations left out (and why)
     channels: dict[str, Any] | None = None
+    watchdog: dict[str, Any] | None = None  # job/watchdog.py, after every run but a dry run
 
     def summary(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -175,6 +179,7 @@ class SyncReport:
             "holder": self.holder,
             "sample": self.sample,
             "channels": self.channels,
+            "watchdog": self.watchdog,
         }
         body.update((key, value) for key, value in optional.items() if value is not None)
         if self.mode == "incremental":
@@ -194,10 +199,12 @@ class InventorySync:
         source: StockSource | None = None,
         polls: PollPolicy | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        watchdog: Watchdog | None = None,
     ) -> None:
         """`source`: the stock read by the full mode (NewStore's stocked products by
         default); `polls`: how an export is waited for; `clock`: wall-clock time, for the
-        reconciliation period."""
+        reconciliation period and the watchdog; `watchdog`: the look at both pipes after
+        each run (by default over the same clients, WATCHDOG_* from the environment)."""
         self.clients = clients
         self.settings = settings
         self.full_source = source or StockedProductsSource(
@@ -214,6 +221,14 @@ class InventorySync:
         self.aggregate = settings.channels != "per-location"  # the channel-less entry too
         self.nodes = NodeStateStore(
             clients.ctp, container_of(settings.lease_container), settings.concurrency
+        )
+        self.watchdog = watchdog or Watchdog(
+            clients.ctp,
+            clients.newstore,
+            settings.lease_container,
+            load_watchdog_settings(),
+            os.environ,
+            clock,
         )
 
     async def ready(self) -> None:
@@ -235,6 +250,10 @@ class InventorySync:
         report.duration_s = time.monotonic() - started
         after = self.clients.request_counts()
         report.requests = {name: after[name] - before[name] for name in after}
+        if not dry_run and report.status is not Status.SKIPPED:  # the lease holder watches
+            watched = await self.watchdog.watch(run_succeeded=report.status is Status.OK)
+            report.watchdog = watched.summary()
+        _record_metrics(report)
         _log(report)
         return report
 
@@ -526,6 +545,15 @@ def _short(summary: dict[str, Any]) -> dict[str, Any]:
     """A summary small enough for a log line or the lease's `last_run`."""
     short = {key: value for key, value in summary.items() if key != "sample"}
     return {**short, "failed": summary["failed"][:5]}
+
+
+def _record_metrics(report: SyncReport) -> None:
+    metrics.INVENTORY_RUNS.labels(report.status.value).inc()
+    if report.status in (Status.OK, Status.PARTIAL):
+        metrics.SYNC_SECONDS.observe(report.duration_s)
+    metrics.INVENTORY_WRITES.labels("created").inc(report.created)
+    metrics.INVENTORY_WRITES.labels("updated").inc(report.updated)
+    metrics.INVENTORY_WRITES.labels("failed").inc(len(report.failed))
 
 
 def _log(report: SyncReport) -> None:

@@ -114,6 +114,7 @@ def newstore_seed(atp_by_node: dict[str, int] | None = None) -> Json:
         "products": [{"product_id": sku, "sku": sku} for sku, _, _ in PRODUCTS],
         "stock": stock,
         "locations": [{"id": node, "name": name} for node, name in LOCATION_NAMES.items()],
+        "service_levels": [key for key, _, _ in SHIPPING_METHODS],
     }
 
 

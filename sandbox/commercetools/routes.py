@@ -26,6 +26,7 @@ from sandbox.commercetools.channels import new_channel, update_channel
 from sandbox.commercetools.common import Json
 from sandbox.commercetools.errors import CtError, ct_error_body, invalid_input, invalid_json
 from sandbox.commercetools.expansion import expand_all
+from sandbox.commercetools.faults import add_fault_routes
 from sandbox.commercetools.graphql import GraphQLApi
 from sandbox.commercetools.orders import install_order_updates
 from sandbox.commercetools.state import RESOURCE_TYPES, CommercetoolsEmulator
@@ -334,6 +335,7 @@ def create_app(
             _read_routes(app, emu, base, type_id, path)
     _auth_routes(app, emu)
     _sandbox_routes(app, emu)
+    add_fault_routes(app, emu)
     _error_handlers(app)
     app.add_middleware(BearerAuth, emulator=emu, prefix=f"{base}/")
     install_controls(app, emu.sandbox, ct_error_body)

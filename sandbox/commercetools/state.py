@@ -86,6 +86,10 @@ class CommercetoolsEmulator:
     ) -> None:
         self.project_key = project_key
         self.clients = dict(clients)
+        # client id -> the scopes its API client was created with (space-separated, each
+        # `{scope}:{projectKey}`); a client not listed has `manage_project`. Set by a test
+        # or `sandbox.commercetools.faults` to emulate a scope-limited API client.
+        self.client_scopes: dict[str, str] = {}
         self.token_ttl_s = token_ttl_s
         self.clock: Callable[[], float] = time.monotonic
         self.tokens: dict[str, tuple[float, str, str]] = {}  # token -> (expiry, scope, client)
@@ -120,10 +124,17 @@ class CommercetoolsEmulator:
         grant_type = form.get("grant_type")
         if grant_type != "client_credentials":
             raise AuthError(400, "unsupported_grant_type", f"Unsupported grant type: {grant_type}")
-        scope = form.get("scope") or f"manage_project:{self.project_key}"
+        granted = self.client_scopes.get(client_id, f"manage_project:{self.project_key}")
+        scope = form.get("scope") or granted
         for item in scope.split():
             name, _, project = item.partition(":")
             if not name or project.split(":")[0] != self.project_key:
+                raise AuthError(400, "invalid_scope", f"Invalid scope: {item}")
+            # A token carries at most the API client's scopes; asking for more is refused
+            # (docs.commercetools.com/api/authorization: "invalid_scope").
+            if item not in granted.split() and f"manage_project:{self.project_key}" not in (
+                granted.split()
+            ):
                 raise AuthError(400, "invalid_scope", f"Invalid scope: {item}")
         token = secrets.token_urlsafe(24)
         self.tokens[token] = (self.clock() + self.token_ttl_s, scope, client_id)
@@ -584,6 +595,10 @@ class CommercetoolsEmulator:
         updated["lastModifiedAt"] = now_iso()
         self.collections["subscription"].put(updated)
         if updated["destination"] != subscription["destination"]:
+            # assumption: a new destination clears a ConfigurationError once its test
+            # message is delivered (docs.commercetools.com/api/projects/subscriptions is
+            # silent on when the status changes back); the emulator delivers it at once.
+            updated["status"] = "Healthy"
             self._send_test_message(updated)
         return updated
 

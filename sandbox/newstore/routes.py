@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from sandbox.controls import SANDBOX_PREFIX, install_controls
+from sandbox.newstore.catalog_api import add_catalog_routes
 from sandbox.newstore.errors import Rejected, error_body, error_response, oauth_error
 from sandbox.newstore.exports import ExportJob
 from sandbox.newstore.locations import LocationSeed, list_locations
@@ -128,6 +129,7 @@ def create_app(
     _add_stock_routes(app, state)
     _add_export_routes(app, state)
     _add_location_routes(app, state)
+    add_catalog_routes(app, state, lambda request: _auth_failure(state, request))
     _add_sandbox_routes(app, state)
     return app
 

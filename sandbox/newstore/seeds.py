@@ -33,6 +33,7 @@ class SeedRequest(BaseModel):
     stock: list[StockRow] = Field(default_factory=list)
     bulk: BulkSeed | None = None
     locations: list[LocationSeed] = Field(default_factory=list)
+    service_levels: list[str] | None = None  # the routing ruleset's sl_levels_priority
     reset: bool = False
 
 
@@ -45,6 +46,8 @@ def apply_seed(state: NewStoreEmulator, seed: SeedRequest) -> dict[str, int]:
         state.clear()
     state.add_products((p.product_id, p.sku) for p in seed.products)
     state.set_stock(row.model_dump() for row in seed.stock)
+    if seed.service_levels is not None:
+        state.service_levels = list(seed.service_levels)
     if seed.bulk is not None:
         state.bulk_seed_stock(seed.bulk.n_skus, seed.bulk.nodes)
     seed_locations(state, seed.locations)

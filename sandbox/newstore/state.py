@@ -132,6 +132,9 @@ class NewStoreEmulator:
         self.tokens: dict[str, float] = {}  # token -> monotonic expiry
         self.orders: dict[str, InjectedOrder] = {}
         self.products: dict[str, str] = {}  # product_id -> sku
+        # The routing ruleset's `sl_levels_priority` (sandbox/newstore/catalog_api.py);
+        # None: the tenant has no ruleset.
+        self.service_levels: list[str] | None = None
         self.stock: dict[str, dict[str, list[int]]] = {}  # product_id -> node -> [atp, rev]
         self.product_revision: dict[str, int] = {}  # last revision any node's ATP changed
         self.removed: dict[str, dict[str, int]] = {}  # product_id -> node -> rev of removal
