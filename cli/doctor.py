@@ -26,10 +26,10 @@ from event.customization import service_level_for_key
 from event.order import ORDER_EXPANSIONS
 from event.settings import load_order_settings
 from job.settings import load_inventory_settings
+from lifecycle.upkeep import event_stream_integration
 
 # A preflight answers within seconds: one quick retry, never the job's long waits.
 DOCTOR_RETRY = RetryPolicy(max_attempts=2, budget_s=2.0)
-EVENT_STREAM_VARIABLE = "NEW_STORE_EVENT_STREAM_INTEGRATION_ID"
 MARKS = {Outcome.PASS: "[green]✓[/green]", Outcome.FAIL: "[red]✗[/red]", Outcome.SKIP: "–"}
 
 
@@ -86,7 +86,7 @@ async def run_checks(
                 ctp, ns, orders.new_store_product_id_source, orders.new_store_default_locale
             )
         )
-        results.append(await checks.check_event_stream(ns, env.get(EVENT_STREAM_VARIABLE)))
+        results.append(await checks.check_event_stream(ns, event_stream_integration(env)))
     return results
 
 

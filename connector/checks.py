@@ -458,12 +458,16 @@ EVENT_STREAM_PATH = "/api/v1/org/integrations/eventstream/"
 async def check_event_stream(ns: NewStoreClient, integration_id: str | None) -> Check:
     name = "event stream"
     if not integration_id:
-        return skipped(name, "not configured (no NEW_STORE_EVENT_STREAM_INTEGRATION_ID)")
+        return skipped(
+            name, "not configured (the lifecycle app is not deployed: no LIFECYCLE_API_KEY)"
+        )
     url = f"{ns.base_url}{EVENT_STREAM_PATH}{quote(integration_id, safe='')}"
     try:
         status = json_object(await ns.send("GET", url)).get("status")
     except UpstreamError as error:
-        return failed(name, str(error), "check NEW_STORE_EVENT_STREAM_INTEGRATION_ID")
+        return failed(
+            name, str(error), "check LIFECYCLE_INTEGRATION_ID, or run post-deploy to register it"
+        )
     if status != "running":
         return failed(
             name,

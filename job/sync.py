@@ -147,7 +147,7 @@ class SyncReport:
     cursor_after: int | None = None  # what is stored once the run is over
     # per-location: the channels synced, and the NewStore locations left out (and why)
     channels: dict[str, Any] | None = None
-    watchdog: dict[str, Any] | None = None  # job/watchdog.py, after every run but a dry run
+    watchdog: dict[str, Any] | None = None  # job/watchdog.py, after a run that did run
 
     def summary(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -250,7 +250,9 @@ class InventorySync:
         report.duration_s = time.monotonic() - started
         after = self.clients.request_counts()
         report.requests = {name: after[name] - before[name] for name in after}
-        if not dry_run and report.status is not Status.SKIPPED:  # the lease holder watches
+        # The lease holder watches; not after an ERROR run: an upstream it could not reach
+        # would fail every check again, and the run's own error already says which.
+        if not dry_run and report.status not in (Status.SKIPPED, Status.ERROR):
             watched = await self.watchdog.watch(run_succeeded=report.status is Status.OK)
             report.watchdog = watched.summary()
         _record_metrics(report)

@@ -32,11 +32,11 @@ from connector.http import UpstreamError
 from connector.newstore import NewStoreClient
 from connector.order_records import DEFAULT_CONTAINER, PARKED_STATUS, count_with_status
 from connector.settings import load_settings_group, settings_config
+from lifecycle.upkeep import event_stream_integration
 
 log = structlog.get_logger("watchdog")
 
 LAST_SUCCESS_KEY = "inventory-last-success"
-EVENT_STREAM_VARIABLE = "NEW_STORE_EVENT_STREAM_INTEGRATION_ID"
 
 
 class WatchdogSettings(BaseSettings):
@@ -245,7 +245,7 @@ class Watchdog:
             )
 
     async def _event_stream(self, report: WatchReport) -> None:
-        check = await checks.check_event_stream(self.newstore, self.env.get(EVENT_STREAM_VARIABLE))
+        check = await checks.check_event_stream(self.newstore, event_stream_integration(self.env))
         report.event_stream = (
             check.outcome.value if check.outcome is not checks.Outcome.SKIP else ("not configured")
         )

@@ -37,6 +37,13 @@ def configured_lifecycle(environ: Mapping[str, str] | None = None) -> LifecycleS
         return None
 
 
+def event_stream_integration(environ: Mapping[str, str] | None = None) -> str | None:
+    """The id of the lifecycle app's Event Stream integration, when the app is deployed
+    (what the doctor and the job's watchdog check is `running`)."""
+    lifecycle = configured_lifecycle(environ)
+    return lifecycle.integration_id if lifecycle is not None else None
+
+
 async def run_upkeep(settings: Settings, lifecycle: LifecycleSettings) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     async with (

@@ -16,11 +16,12 @@ from sandbox.stack import CTP_CLIENT, NS_USER, Stack, running_stack
 
 runner = CliRunner()
 EVENT_SCOPES = [
-    "view_orders",
+    "manage_orders",
     "view_payments",
     "view_shipping_methods",
     "view_cart_discounts",
     "view_discount_codes",
+    "view_channels",
     "manage_key_value_documents",
 ]
 

@@ -39,6 +39,7 @@ def test_a_manage_scope_covers_its_view_scope_only() -> None:
         "view_shipping_methods:p",
         "view_cart_discounts:p",
         "view_discount_codes:p",
+        "manage_channels:p",  # covers view_channels as well
         "manage_key_value_documents:p",
     ]
 
@@ -46,6 +47,15 @@ def test_a_manage_scope_covers_its_view_scope_only() -> None:
 
     assert "event app" not in missing
     assert missing["job app"] == ["view_products", "manage_products", "manage_subscriptions"]
+
+
+def test_the_product_scopes_of_an_older_client_still_cover_its_channels() -> None:
+    granted = ["view_products:p", "manage_subscriptions:p"]
+
+    missing = missing_scopes(granted, "p")
+
+    assert "view_channels" not in missing["event app"]
+    assert missing["post-deploy"] == ["manage_channels"]
 
 
 def test_unexpanded_names_each_missing_expansion_and_its_scope() -> None:
