@@ -81,9 +81,13 @@ def _token_reply(token: str, ttl_s: float, **extra: Any) -> JSONResponse:
 def _job_view(job: ExportJob, request: Request) -> dict[str, Any]:
     view: dict[str, Any] = {"id": job.id, "availability_export_id": job.id, "state": job.state}
     if job.state == "finished":
-        base = str(request.base_url).rstrip("/")
-        view["link"] = f"{base}{SANDBOX_PREFIX}/exports/{job.id}.{job.format}"
         view["last_updated_at"] = job.last_updated_at
+        # assumption: an empty delta reported with last_updated_at 0 comes without a file
+        # (docs page availability_export_api is silent; NewStore's own integration code
+        # never downloads one then), so the emulator gives no link.
+        if not (job.cursor is not None and job.last_updated_at == 0):
+            base = str(request.base_url).rstrip("/")
+            view["link"] = f"{base}{SANDBOX_PREFIX}/exports/{job.id}.{job.format}"
     elif job.state == "failed":
         view["reason"] = "export failed (injected by the sandbox)"
     return view

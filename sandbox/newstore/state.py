@@ -51,8 +51,13 @@ class EmulatorControls(BaseModel):
     )
     empty_delta_cursor_zero: bool = Field(
         False,
-        description="a delta export with no rows reports last_updated_at 0, as some "
-        "NewStore integrations expect; off: it reports the current revision",
+        description="a delta export with no rows reports last_updated_at 0 and no link, as "
+        "NewStore's own integration code expects; off: the current revision and a link",
+    )
+    export_zip_extras: bool = Field(
+        False,
+        description="a zip export also holds what archivers add: a __MACOSX/ resource fork, "
+        "a .DS_Store and a directory entry",
     )
     stocked_products_max_limit: int = Field(STOCKED_PRODUCTS_MAX_LIMIT, ge=1)
     # NewStore's documented rate limits and the readings the emulator assumes where the
@@ -320,7 +325,7 @@ class NewStoreEmulator:
             with _gc_paused():
                 data = encode_export(job, self.products, self.catalog_name, self.catalog_locale)
             if suffix == "zip":
-                data = zip_export(job, data)
+                data = zip_export(job, data, extras=self.controls.export_zip_extras)
             job.files[suffix] = data
         return job.files[suffix]
 

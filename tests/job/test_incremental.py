@@ -175,8 +175,14 @@ async def test_no_change_means_no_write_and_a_cursor_that_stays(
         "after": before[0],
     }
     assert stored_cursor(ct_emulator) == before  # not even rewritten
-    # lease (3), cursor read, export start, two polls, download
-    assert total_requests(quiet) == 8
+    # lease (3), cursor read, export start, two polls, and the download unless NewStore
+    # reported the empty delta with last_updated_at 0 and no link
+    assert total_requests(quiet) == (7 if empty_delta_cursor_zero else 8)
+    # and the next change still arrives in a delta from the same cursor
+    change(ns_emulator, [(4, "STORE02", 11)])
+    after = await sync.run()
+    assert (after.export, after.updated, after.cursor_before) == ("delta", 1, before[0])
+    assert held(ct_emulator) == targets(ns_emulator)
 
 
 class RefusingWrites(httpx.AsyncBaseTransport):
