@@ -2,8 +2,8 @@
 
 Two writers do the same thing over different transports:
 - `GraphQLWriter`: many aliased `updateInventoryEntry` / `createInventoryEntry` mutations in
-  one request (commercetools runs them one after the other; one failing does not stop the
-  others, its error names its alias);
+  one request, every value in its variables (commercetools runs them one after the other;
+  one failing does not stop the others, its error names its alias);
 - `RestWriter`: one `POST /inventory[/{id}]` per write.
 `bench/inventory_bench.py --write-mode` measures one against the other (docs/inventory.md).
 
@@ -26,7 +26,6 @@ from typing import Any, Protocol
 from connector.commercetools import CommercetoolsClient, CommercetoolsError, graphql_error
 from connector.http import UpstreamError
 from job.bounded import NoProgress, Progress, chunks, for_each, never
-from job.inventory_reads import literal
 from job.plan import Create, Entry, Update, Write, recompute
 
 
@@ -122,7 +121,7 @@ class GraphQLWriter:
     ) -> None:
         async def send(batch: Sequence[Write]) -> None:
             try:
-                body = await self.ctp.graphql(mutation_document(batch))
+                body = await self.ctp.graphql(*mutation_document(batch))
             except UpstreamError as error:
                 for write in batch:
                     record(write, Failed(str(error)))
@@ -158,23 +157,33 @@ def _alias(index: int) -> str:
     return f"w{index}"
 
 
-def mutation_document(batch: Sequence[Write]) -> str:
-    """One mutation per write, aliased `w0`, `w1`, ... (values inlined: JSON string escapes
-    are valid GraphQL string escapes)."""
-    fields = []
+def mutation_document(batch: Sequence[Write]) -> tuple[str, dict[str, Any]]:
+    """One mutation per write, aliased `w0`, `w1`, ..., and the variables that carry every
+    value: the document holds only names and types, so no SKU, id or quantity is ever
+    spliced into GraphQL syntax (a SKU with quotes, backslashes or non-ASCII letters travels
+    as JSON, exactly as given)."""
+    declarations: list[str] = []
+    fields: list[str] = []
+    variables: dict[str, Any] = {}
     for index, write in enumerate(batch):
+        alias = _alias(index)
         if isinstance(write, Update):
-            call = (
-                f"updateInventoryEntry(id: {literal(write.entry_id)}, version: {write.version}, "
-                f"actions: [{{changeQuantity: {{quantity: {write.quantity}}}}}])"
-            )
+            declarations += [
+                f"$id{index}: String!",
+                f"$v{index}: Long!",
+                f"$a{index}: [InventoryEntryUpdateAction!]!",
+            ]
+            call = f"updateInventoryEntry(id: $id{index}, version: $v{index}, actions: $a{index})"
+            variables[f"id{index}"] = write.entry_id
+            variables[f"v{index}"] = write.version
+            variables[f"a{index}"] = [{"changeQuantity": {"quantity": write.quantity}}]
         else:
-            call = (
-                f"createInventoryEntry(draft: {{sku: {literal(write.sku)}, "
-                f"quantityOnStock: {write.quantity}}})"
-            )
-        fields.append(f"{_alias(index)}: {call} {{ version }}")
-    return "mutation {\n" + "\n".join(fields) + "\n}"
+            declarations.append(f"$d{index}: InventoryEntryDraft!")
+            call = f"createInventoryEntry(draft: $d{index})"
+            variables[f"d{index}"] = {"sku": write.sku, "quantityOnStock": write.quantity}
+        fields.append(f"  {alias}: {call} {{ version }}")
+    head = f"mutation WriteEntries({', '.join(declarations)})" if declarations else "mutation"
+    return head + " {\n" + "\n".join(fields) + "\n}", variables
 
 
 # --- the rounds ---------------------------------------------------------------------------

@@ -1,4 +1,11 @@
-"""The commercetools side of the sync: reading entries and finding products, in bulk."""
+"""The commercetools side of the sync: reading entries and finding products, in bulk.
+
+Every GraphQL document here is a constant with `$variables`: values travel as JSON in the
+request body, never spliced into the document (a SKU with a quote, a backslash or a
+non-ASCII letter is data, not syntax). Look-ups by SKU go in request bodies too (GraphQL
+`inventoryEntries(where: $where)`), never into a URL: 500 long SKUs in a query string can pass
+a proxy's URL limit (414). Only the id-cursor read is a REST GET, whose URL holds one id.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,9 @@ from job.plan import Entry, channel_less_entries
 CHANNEL_LESS = "supplyChannel is not defined"
 PAGE_LIMIT = 500  # the API's maximum
 PRODUCT_BATCH = 500  # SKUs per products(skus:) look-up: at most one product per SKU
-REFETCH_BATCH = 100  # SKUs per `sku in (...)` predicate, to keep the URL short
+# SKUs per `sku in (...)` look-up: a SKU has at most one channel-less entry, so one page of
+# PAGE_LIMIT results holds every entry of a batch.
+REFETCH_BATCH = PAGE_LIMIT
 
 PRODUCTS_BY_SKU = """
 query ProductsBySku($skus: [String!], $limit: Int) {
@@ -24,9 +33,25 @@ query ProductsBySku($skus: [String!], $limit: Int) {
 """
 
 
+ENTRIES_WHERE = """
+query EntriesWhere($where: String!, $limit: Int!) {
+  inventoryEntries(where: $where, limit: $limit, sort: ["id asc"]) {
+    results { id version sku quantityOnStock supplyChannelRef { id } }
+  }
+}
+"""
+
+
+class CursorStalled(CommercetoolsError):
+    """An id-cursor page did not move past the cursor: reading on would loop forever."""
+
+
 def literal(value: str) -> str:
-    """A string literal for a query predicate (JSON escaping is what the API parses)."""
-    return json.dumps(value)
+    """A string literal of the query predicate language: double-quoted, `"` and `\\`
+    escaped; other characters, non-ASCII ones included, are left as they are (no `\\u`
+    escapes, which only some parsers take). Control characters are escaped as JSON does.
+    https://docs.commercetools.com/api/predicates/query (string values in double quotes)"""
+    return json.dumps(value, ensure_ascii=False)
 
 
 async def read_channel_less_entries(
@@ -42,13 +67,31 @@ async def read_channel_less_entries(
     progress.start("commercetools", None)
     entries: dict[str, Entry] = {}
     where = [CHANNEL_LESS]
+    cursor: str | None = None
     while True:
         results = await ctp.query_inventory(where, PAGE_LIMIT)
+        _check_advances(cursor, results)
         channel_less_entries(results, entries)
         progress.advance("commercetools")
         if len(results) < PAGE_LIMIT:
             return entries
-        where = [CHANNEL_LESS, f"id > {literal(results[-1]['id'])}"]
+        cursor = str(results[-1]["id"])
+        where = [CHANNEL_LESS, f"id > {literal(cursor)}"]
+
+
+def _check_advances(cursor: str | None, results: Sequence[dict[str, Any]]) -> None:
+    """Every id of a page after `id > cursor`, sorted by id, must be past the cursor, and
+    the page's last id with it; otherwise the next page would be this one again (a proxy
+    serving a cached page, an API ignoring the predicate), and the read would never end."""
+    if cursor is None or not results:
+        return
+    if any(str(result.get("id")) <= cursor for result in results):
+        last = str(results[-1].get("id"))
+        raise CursorStalled(
+            f"the inventory id cursor did not advance (after {cursor[:64]!r} came "
+            f"{last[:64]!r}): stopped reading",
+            errors=[],
+        )
 
 
 async def fetch_channel_less(
@@ -58,15 +101,17 @@ async def fetch_channel_less(
     progress: Progress | None = None,
 ) -> dict[str, Entry]:
     """The current channel-less entries of some SKUs, in bulk: those of a delta, or those
-    to read again after a conflict. One query per 100 SKUs, `concurrency` at a time."""
+    to read again after a conflict. One GraphQL query per 500 SKUs (in the body),
+    `concurrency` at a time."""
     progress = progress or NoProgress()
     batches = list(chunks(sorted(set(skus)), REFETCH_BATCH))
     progress.start("commercetools", len(batches))
     entries: dict[str, Entry] = {}
 
     async def read(batch: Sequence[str]) -> None:
-        sku_in = f"sku in ({', '.join(literal(sku) for sku in batch)})"
-        channel_less_entries(await ctp.query_inventory([CHANNEL_LESS, sku_in]), entries)
+        where = f"{CHANNEL_LESS} and sku in ({', '.join(literal(sku) for sku in batch)})"
+        body = await ctp.graphql(ENTRIES_WHERE, {"where": where, "limit": PAGE_LIMIT})
+        channel_less_entries(_entry_results(body), entries)
         progress.advance("commercetools")
 
     await for_each(batches, read, concurrency)
@@ -105,3 +150,16 @@ def _products(body: dict[str, Any]) -> list[dict[str, Any]]:
         errors = [graphql_error(error) for error in body["errors"]]
         raise CommercetoolsError(f"product look-up failed: {errors[0]['message']}", errors=errors)
     return list(((body.get("data") or {}).get("products") or {}).get("results") or [])
+
+
+def _entry_results(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entries of an `inventoryEntries` answer, shaped as the REST API's (the plan
+    reads `supplyChannel`)."""
+    if body.get("errors"):
+        errors = [graphql_error(error) for error in body["errors"]]
+        raise CommercetoolsError(f"entry look-up failed: {errors[0]['message']}", errors=errors)
+    page = (body.get("data") or {}).get("inventoryEntries") or {}
+    return [
+        {**result, "supplyChannel": result.get("supplyChannelRef")}
+        for result in page.get("results") or []
+    ]

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
+import httpx
+import pytest
+from fastapi import FastAPI
+
 from connector.commercetools import CommercetoolsClient
-from job.inventory_reads import fetch_channel_less, product_skus, read_channel_less_entries
+from job.inventory_reads import (
+    CursorStalled,
+    fetch_channel_less,
+    product_skus,
+    read_channel_less_entries,
+)
 from job.plan import Entry
 from sandbox.commercetools import CommercetoolsEmulator
+from tests.job.conftest import FAST_RETRY, sandbox_ctp_settings
 
 CHANNEL = {"typeId": "channel", "id": "store-1"}
 
@@ -89,4 +101,70 @@ async def test_entries_are_read_again_in_bulk(
 
     assert len(entries) == 250
     assert isinstance(entries["SKU-0"], Entry) and entries["SKU-0"].quantity == 0
-    assert requests_to(ct_emulator, "GET /sandbox/inventory") == 3  # 100 SKUs per predicate
+    # 500 SKUs per look-up, in the body of a GraphQL query: no SKU in a URL
+    assert requests_to(ct_emulator, "POST /sandbox/graphql") == 1
+    assert requests_to(ct_emulator, "GET /sandbox/inventory") == 0
+
+
+AWKWARD = ["ümlaut-Größe", "emoji-😀", 'quote"d', "back\\slash", "漢字-1", "tab\there"]
+
+
+class Recording(httpx.AsyncBaseTransport):
+    """The emulator, keeping every request."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.inner = httpx.ASGITransport(app)
+        self.requests: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        self.requests.append(request)
+        return await self.inner.handle_async_request(request)
+
+
+async def test_non_ascii_skus_are_looked_up_through_variables_in_the_body(
+    ct_app: FastAPI, ct_emulator: CommercetoolsEmulator
+) -> None:
+    for i, sku in enumerate(AWKWARD):
+        ct_emulator.create_inventory({"sku": sku, "quantityOnStock": i + 1})
+    transport = Recording(ct_app)
+    http = httpx.AsyncClient(transport=transport)
+    async with CommercetoolsClient(sandbox_ctp_settings(), http=http, retry=FAST_RETRY) as ctp:
+        entries = await fetch_channel_less(ctp, [*AWKWARD, "absent"])
+
+    assert {sku: entry.quantity for sku, entry in entries.items()} == {
+        sku: i + 1 for i, sku in enumerate(AWKWARD)
+    }
+    (lookup,) = [r for r in transport.requests if r.url.path.endswith("/graphql")]
+    body = json.loads(lookup.content)
+    # the document holds no value; the predicate travels as a variable, non-ASCII unescaped
+    assert not any(sku in body["query"] for sku in ("Größe", "absent"))
+    assert "ümlaut-Größe" in body["variables"]["where"] and "\\u00fc" not in lookup.content.decode()
+    assert all(len(str(r.url)) < 200 for r in transport.requests)
+
+
+def stalled(pages: list[list[dict[str, Any]]]) -> CommercetoolsClient:
+    """A commercetools whose inventory query answers `pages` in turn, the last one forever."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/oauth/token"):
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 3600})
+        page = pages.pop(0) if len(pages) > 1 else pages[0]
+        return httpx.Response(200, json={"results": page, "count": len(page)})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return CommercetoolsClient(sandbox_ctp_settings(), http=http, retry=FAST_RETRY)
+
+
+def page_of(first: int) -> list[dict[str, Any]]:
+    return [
+        {"id": f"id-{i:05d}", "version": 1, "sku": f"S{i}", "quantityOnStock": 1}
+        for i in range(first, first + 500)
+    ]
+
+
+@pytest.mark.parametrize("second", [0, 499], ids=["same page", "overlapping page"])
+async def test_an_id_cursor_that_does_not_advance_stops_the_read(second: int) -> None:
+    async with stalled([page_of(0), page_of(second)]) as ctp:
+        with pytest.raises(CursorStalled, match="did not advance"):
+            await asyncio.wait_for(read_channel_less_entries(ctp), timeout=10)
