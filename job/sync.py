@@ -35,13 +35,13 @@ from connector.commercetools import CommercetoolsClient
 from connector.http import RetryPolicy, UpstreamError, new_http_client
 from connector.newstore import NewStoreClient
 from connector.ratelimit import RateGate
-from connector.settings import Settings
+from connector.settings import ConfigError, Settings
 from job.apply import apply_writes, make_writer
 from job.bounded import NoProgress, Progress, together
 from job.cursor import CursorState, CursorStore, advanced, choose_export
 from job.export import ExportSource, ExportUnavailable, PollPolicy
 from job.inventory_reads import fetch_channel_less, product_skus, read_channel_less_entries
-from job.lease import Lease
+from job.lease import Lease, minimum_duration
 from job.plan import Entry, Plan, plan_sync, sample_changes, skus_without_entry
 from job.settings import InventorySettings
 from job.sources import StockedProductsSource, StockSnapshot, StockSource
@@ -53,6 +53,11 @@ LEASE_KEY = "inventory-sync"
 JOB_RETRY = RetryPolicy(max_attempts=6, budget_s=60.0, initial_backoff_s=0.2, max_backoff_s=10.0)
 # A batch of aliased mutations runs serially on commercetools' side: allow it time.
 JOB_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+# The longest one call (a write batch, a lease renewal) can take: its attempts start within
+# the retry budget (a Retry-After beyond it ends the retries), and the last one may then
+# take its connect and read timeouts in full. The lease is trusted only while a write that
+# starts now would end before it expires (job/lease.py).
+LONGEST_CALL_S = JOB_RETRY.budget_s + (JOB_TIMEOUT.connect or 0.0) + (JOB_TIMEOUT.read or 0.0)
 FAILED_LISTED = 1000  # the reply lists at most this many failed SKUs (all are counted)
 DRY_RUN_SAMPLE = 10
 
@@ -172,10 +177,11 @@ class InventorySync:
         source: StockSource | None = None,
         polls: PollPolicy | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        lease_factory: Callable[[], Lease] | None = None,
     ) -> None:
         """`source`: the stock read by the full mode (NewStore's stocked products by
         default); `polls`: how an export is waited for; `clock`: wall-clock time, for the
-        reconciliation period."""
+        reconciliation period; `lease_factory`: the run's lease (tests shorten it)."""
         self.clients = clients
         self.settings = settings
         self.full_source = source or StockedProductsSource(
@@ -187,6 +193,22 @@ class InventorySync:
         self.polls = polls or PollPolicy(settings.export_timeout_s)
         self.clock = clock
         self.cursors = CursorStore(clients.ctp, settings.lease_container)
+        self.lease_factory = lease_factory or self._lease
+        if lease_factory is None and settings.lease_s < minimum_duration(LONGEST_CALL_S):
+            raise ConfigError(
+                f"INVENTORY_LEASE_S={settings.lease_s:g} is too short: a write may take "
+                f"{LONGEST_CALL_S:g} s, so the lease must last at least "
+                f"{minimum_duration(LONGEST_CALL_S):g} s to stay trusted between renewals"
+            )
+
+    def _lease(self) -> Lease:
+        return Lease(
+            self.clients.ctp,
+            self.settings.lease_container,
+            LEASE_KEY,
+            self.settings.lease_s,
+            inflight_s=LONGEST_CALL_S,
+        )
 
     async def ready(self) -> None:
         await self.clients.ctp.ensure_token()
@@ -215,8 +237,7 @@ class InventorySync:
         return await self._by_mode(stopper, progress or NoProgress(), dry_run=True)
 
     async def _leased(self, started: float, progress: Progress | None) -> SyncReport:
-        ctp = self.clients.ctp
-        lease = Lease(ctp, self.settings.lease_container, LEASE_KEY, self.settings.lease_s)
+        lease = self.lease_factory()
         if not await lease.acquire():
             return SyncReport(Status.SKIPPED, holder=lease.other)
         try:
@@ -226,6 +247,8 @@ class InventorySync:
         except BaseException:
             await lease.release({"status": Status.ERROR.value})
             raise
+        if lease.renew_error is not None and report.error is None:
+            report.error = f"lease renewal failed: {lease.renew_error}"
         await lease.release(_short(report.summary()))
         return report
 
@@ -383,9 +406,7 @@ class Stopper:
     def reason(self) -> str | None:
         if time.monotonic() >= self.deadline:
             return "deadline"
-        if self.lease is not None and not self.lease.held():
-            return "lease_lost"
-        return None
+        return self.lease.stop_reason() if self.lease is not None else None
 
     def stop(self) -> bool:
         return self.reason() is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,8 +14,10 @@ from structlog.testing import capture_logs
 
 from connector.commercetools import CommercetoolsClient
 from connector.newstore import NewStoreClient
+from connector.settings import ConfigError
 from job.cursor import CURSOR_KEY
 from job.export import PollPolicy
+from job.lease import Lease
 from job.settings import InventorySettings
 from job.sync import InventorySync, JobClients, Status, SyncReport
 from sandbox.commercetools import CommercetoolsEmulator
@@ -345,3 +348,59 @@ async def test_a_dry_run_plans_the_delta_and_moves_no_cursor(
     assert dry.sample and dry.sample[0]["sku"] == sku(4)
     assert stored_cursor(ct_emulator) == cursor
     assert (await sync.run()).updated == 1  # the real run still sees the change
+
+
+class SlowWritesFailingLease(httpx.AsyncBaseTransport):
+    """commercetools whose GraphQL mutations each take a little while, and whose lease
+    renewals (Custom Object writes after the first) fail with an error that is not an
+    upstream error (a bug, a broken proxy answer)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.inner = httpx.ASGITransport(app)
+        self.lease_writes = 0
+        self.mutations = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/custom-objects") and b"inventory-sync" in request.content:
+            self.lease_writes += 1
+            if self.lease_writes == 2:  # the first renewal
+                raise RuntimeError("renewal broke")
+        if request.url.path.endswith("/graphql") and b"mutation" in request.content:
+            self.mutations += 1
+            await asyncio.sleep(0.05)
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_renewal_failure_of_any_kind_stops_the_run_and_is_reported(
+    ct_app: FastAPI,
+    newstore: NewStoreClient,
+    ns_emulator: NewStoreEmulator,
+    ct_emulator: CommercetoolsEmulator,
+    clock: Clock,
+) -> None:
+    transport = SlowWritesFailingLease(ct_app)
+    http = httpx.AsyncClient(transport=transport)
+    async with CommercetoolsClient(sandbox_ctp_settings(), http=http, retry=FAST_RETRY) as ctp:
+        inventory = InventorySettings(concurrency=1, graphql_batch=1, sync_mode="full")
+
+        def lease() -> Lease:
+            # renewed as soon as the run starts; trusted as long as renewals work
+            return Lease(ctp, CONTAINER, "inventory-sync", 600, inflight_s=125, renew_every_s=0.01)
+
+        sync = InventorySync(JobClients(ctp, newstore), inventory, clock=clock, lease_factory=lease)
+        report = await sync.run()  # never raises
+
+    body = report.summary()
+    assert (body["status"], body["stopped"]) == ("partial", "lease_renewal_failed")
+    assert "renewal broke" in body["error"]
+    # nothing was started after the failure: at most the batch in flight then was written
+    assert transport.mutations <= 1 and body["created"] + body["updated"] <= 1
+    released = ct_emulator.get_custom_object(CONTAINER, "inventory-sync")["value"]
+    assert released["last_run"]["stopped"] == "lease_renewal_failed"
+
+
+def test_a_lease_too_short_for_the_longest_write_is_refused(
+    ctp: CommercetoolsClient, newstore: NewStoreClient
+) -> None:
+    with pytest.raises(ConfigError, match="INVENTORY_LEASE_S=120 is too short"):
+        InventorySync(JobClients(ctp, newstore), InventorySettings(lease_s=120))
