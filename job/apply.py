@@ -196,6 +196,11 @@ class ApplyResult:
     unchanged: int = 0  # found already right when read again
     failed: list[tuple[str, str]] = field(default_factory=list)  # (sku, reason)
     remaining: int = 0  # not attempted: the run had to stop
+    targets: dict[str, int] = field(default_factory=dict)  # what each failed write wanted
+
+    def fail(self, write: Write, reason: str) -> None:
+        self.failed.append((write.sku, reason))
+        self.targets[write.sku] = write.quantity
 
 
 Refetcher = Callable[[Sequence[str]], Awaitable[dict[str, Entry]]]
@@ -224,7 +229,8 @@ async def apply_writes(
     if stop():
         result.remaining += len(pending)
     else:
-        result.failed += [(w.sku, f"still conflicting after {rounds} retries") for w in pending]
+        for write in pending:
+            result.fail(write, f"still conflicting after {rounds} retries")
     return result
 
 
@@ -246,7 +252,7 @@ async def _settle(
         elif isinstance(resolution, Done):
             result.updated += 1
         elif isinstance(resolution, Failed):
-            result.failed.append((write.sku, resolution.reason))
+            result.fail(write, resolution.reason)
         elif isinstance(resolution, Retry):
             again.append(resolution.write)
         else:
@@ -260,13 +266,14 @@ async def _recomputed(writes: list[Write], refetch: Refetcher, result: ApplyResu
     try:
         current = await refetch([write.sku for write in writes])
     except UpstreamError as error:
-        result.failed += [(write.sku, f"re-reading the entry failed: {error}") for write in writes]
+        for write in writes:
+            result.fail(write, f"re-reading the entry failed: {error}")
         return []
     again: list[Write] = []
     for write in writes:
         entry = current.get(write.sku)
         if entry is None and isinstance(write, Update):
-            result.failed.append((write.sku, "entry deleted during the sync"))
+            result.fail(write, "entry deleted during the sync")
         elif (next_write := recompute(write, entry)) is None:
             result.unchanged += 1
         else:

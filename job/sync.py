@@ -23,7 +23,7 @@ import functools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -40,6 +40,7 @@ from job.apply import apply_writes, make_writer
 from job.bounded import NoProgress, Progress, together
 from job.cursor import CursorState, CursorStore, advanced, choose_export
 from job.export import ExportSource, ExportUnavailable, PollPolicy
+from job.failing import MAX_FAILING, Failing, RetryingFailing, listed, still_failing
 from job.inventory_reads import fetch_channel_less, product_skus, read_channel_less_entries
 from job.lease import Lease, minimum_duration
 from job.plan import Entry, Plan, plan_sync, sample_changes, skus_without_entry
@@ -63,7 +64,10 @@ DRY_RUN_SAMPLE = 10
 
 
 class Status(StrEnum):
-    OK = "ok"  # every planned write was attempted (some may have failed: see `failed`)
+    OK = "ok"  # every planned write was made
+    # every planned write was attempted, some SKUs failed (listed in `failed`; kept and
+    # retried by the next runs: `failing`); logged at ERROR, answered 200 (job/app.py)
+    DEGRADED = "degraded"
     PARTIAL = "partial"  # stopped early (deadline or lease lost): see `remaining`
     SKIPPED = "skipped"  # another run holds the lease
     ERROR = "error"  # could not run (an upstream down, ...): nothing was written
@@ -128,6 +132,10 @@ class SyncReport:
     cursor_before: int | None = None
     exported_cursor: int | None = None  # what the export reported (0 for some empty deltas)
     cursor_after: int | None = None  # what is stored once the run is over
+    failed_targets: dict[str, int] = field(default_factory=dict)  # what failed writes wanted
+    retried_failing: int = 0  # kept failing SKUs a delta retried
+    # incremental: the SKUs kept as failing once the run is over (None: not recorded)
+    failing: list[dict[str, Any]] | None = None
 
     def summary(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -160,6 +168,9 @@ class SyncReport:
             "sample": self.sample,
         }
         body.update((key, value) for key, value in optional.items() if value is not None)
+        if self.failing is not None:
+            body["failing"] = self.failing
+            body["retried_failing"] = self.retried_failing
         if self.mode == "incremental":
             body["cursor"] = {
                 "before": self.cursor_before,
@@ -278,22 +289,40 @@ class InventorySync:
     async def _incremental(self, stopper: Stopper, progress: Progress, dry_run: bool) -> SyncReport:
         state = await self.cursors.load()
         choice = choose_export(state, self.clock(), self.settings.full_reconcile_s)
-        source = ExportSource(
+        export = ExportSource(
             self.clients.newstore, self.settings.match_field, choice.cursor, self.polls
         )
+        source = RetryingFailing(export, state.failing)  # kept failing SKUs: again
         report = await self._sync(source, stopper, progress, dry_run)
         report.mode, report.mode_reason = "incremental", choice.reason
         report.export = "delta" if source.delta else "full"
+        report.retried_failing = source.retried
         after = state
-        if not dry_run and _all_applied(report):
-            after = await self._advance(state, report.exported_cursor, full=not source.delta)
+        if not dry_run and _all_attempted(report):
+            failing = still_failing(
+                report.failed, report.failed_targets, state.failing, self.clock().isoformat()
+            )
+            after = await self._advance(state, report.exported_cursor, not source.delta, failing)
         report.cursor_before, report.cursor_after = state.last_updated_at, after.last_updated_at
+        report.failing = listed(after.failing, FAILED_LISTED)
+        if after.failing and report.status is Status.OK:
+            report.status = Status.DEGRADED  # kept failing SKUs not retried (a dry run)
         return report
 
-    async def _advance(self, state: CursorState, exported: int | None, full: bool) -> CursorState:
-        """Store the cursor of an export whose changes are all applied; answer the state in
-        force afterwards. Nothing is written when nothing changes (a quiet run)."""
-        new = advanced(state, exported, full, self.clock())
+    async def _advance(
+        self, state: CursorState, exported: int | None, full: bool, failing: Failing
+    ) -> CursorState:
+        """Store the cursor of an export whose writes were all attempted, with the SKUs that
+        failed (one write: neither is stored without the other); answer the state in force
+        afterwards. Nothing is written when nothing changes (a quiet run)."""
+        if len(failing) > MAX_FAILING:
+            log.error(
+                "too many failing SKUs to keep: the cursor stays, the next delta repeats them",
+                failing=len(failing),
+                limit=MAX_FAILING,
+            )
+            return state
+        new = replace(advanced(state, exported, full, self.clock()), failing=dict(failing))
         if new == state:
             return state
         try:
@@ -328,9 +357,11 @@ class InventorySync:
         report.created, report.updated = applied.created, applied.updated
         report.unchanged += applied.unchanged
         report.failed, report.remaining = applied.failed, applied.remaining
-        report.status, report.stopped = (
-            (Status.PARTIAL, stopper.reason()) if applied.remaining else (Status.OK, None)
-        )
+        report.failed_targets = applied.targets
+        if applied.remaining:
+            report.status, report.stopped = Status.PARTIAL, stopper.reason()
+        else:
+            report.status = Status.DEGRADED if applied.failed else Status.OK
         return report
 
     async def _plan(
@@ -391,9 +422,11 @@ class InventorySync:
         return snapshot, entries
 
 
-def _all_applied(report: SyncReport) -> bool:
-    """Every change of the export is in commercetools: only then may the cursor move."""
-    return report.status is Status.OK and not report.failed and not report.remaining
+def _all_attempted(report: SyncReport) -> bool:
+    """Every write of the export was made or failed (the failures are then kept with the
+    cursor): only then may the cursor move. A run stopped early keeps it, and the next delta
+    holds the same changes again."""
+    return report.status in (Status.OK, Status.DEGRADED) and not report.remaining
 
 
 @dataclass
@@ -424,12 +457,17 @@ def timed(phases: dict[str, float], name: str) -> Iterator[None]:
 def _short(summary: dict[str, Any]) -> dict[str, Any]:
     """A summary small enough for a log line or the lease's `last_run`."""
     short = {key: value for key, value in summary.items() if key != "sample"}
+    if "failing" in short:
+        short["failing"] = short["failing"][:20]
     return {**short, "failed": summary["failed"][:5]}
 
 
 def _log(report: SyncReport) -> None:
     fields = _short(report.summary())
-    level = (
-        "warning" if report.status in (Status.ERROR, Status.PARTIAL) or report.failed else "info"
-    )
+    if report.status is Status.DEGRADED:
+        level = "error"  # SKUs that stay wrong in commercetools until someone acts: alert
+    elif report.status in (Status.ERROR, Status.PARTIAL) or report.failed:
+        level = "warning"
+    else:
+        level = "info"
     getattr(log, level)("inventory sync", **fields)
