@@ -194,10 +194,12 @@ def _add_stock_routes(app: FastAPI, state: NewStoreEmulator) -> None:
             return error_response(refusal.status, refusal.error_code, refusal.message)
         keys = state.row_keys()
         items = [state.stocked_product(p, n) for p, n in keys[offset : offset + limit]]
+        total = len(keys)
+        state.stock_page_served()
         return JSONResponse(
             {
                 "items": items,
-                "pagination_info": {"count": len(items), "total": len(keys), "offset": offset},
+                "pagination_info": {"count": len(items), "total": total, "offset": offset},
             }
         )
 

@@ -60,6 +60,13 @@ class EmulatorControls(BaseModel):
         "a .DS_Store and a directory entry",
     )
     stocked_products_max_limit: int = Field(STOCKED_PRODUCTS_MAX_LIMIT, ge=1)
+    stocked_products_delete_after_pages: int | None = Field(
+        None,
+        ge=1,
+        description="once this many stocked_products pages were served, delete the first "
+        "stock row (every later row moves one place down), once: stock that disappears "
+        "while it is read",
+    )
     # NewStore's documented rate limits and the readings the emulator assumes where the
     # documentation is silent: sandbox/newstore/limits.py.
     rate_limits: bool = Field(
@@ -131,6 +138,7 @@ class NewStoreEmulator:
         self.revision = 0
         self.exports: dict[str, ExportJob] = {}
         self._row_keys: list[tuple[str, str]] | None = None
+        self.stock_pages_served = 0
 
     # --- tokens -------------------------------------------------------------------------
 
@@ -214,6 +222,21 @@ class NewStoreEmulator:
         self._row_keys = None
         return n_skus * len(nodes)
 
+    def delete_stock_row(self, product_id: str, node: str) -> None:
+        """Remove one (product, node) row, as when a location stops stocking a product."""
+        del self.stock[product_id][node]
+        self.revision += 1
+        self.product_revision[product_id] = self.revision
+        self._row_keys = None
+
+    def stock_page_served(self) -> None:
+        """Count a stocked_products page; delete a row after the configured one."""
+        self.stock_pages_served += 1
+        if self.stock_pages_served == self.controls.stocked_products_delete_after_pages:
+            keys = self.row_keys()
+            if keys:
+                self.delete_stock_row(*keys[0])
+
     def row_keys(self) -> list[tuple[str, str]]:
         """Every (product, node) row in a stable order; rebuilt only when rows are added."""
         if self._row_keys is None:
@@ -243,6 +266,7 @@ class NewStoreEmulator:
         self.product_revision.clear()
         self.exports.clear()
         self._row_keys = None
+        self.stock_pages_served = 0
 
     # --- orders -------------------------------------------------------------------------
 

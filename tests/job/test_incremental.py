@@ -469,3 +469,18 @@ async def test_a_sku_refused_on_every_run_never_stalls_the_cursor_and_heals_when
     assert stored_failing(ct_emulator) == {}
     fourth = await sync.run()  # nothing left to retry: a quiet run writes nothing
     assert (fourth.status, fourth.retried_failing, fourth.updated) == (Status.OK, 0, 0)
+
+
+async def test_full_mode_never_writes_from_a_read_that_lost_a_row(
+    ctp: CommercetoolsClient,
+    newstore: NewStoreClient,
+    ns_emulator: NewStoreEmulator,
+    ct_emulator: CommercetoolsEmulator,
+    clock: Clock,
+) -> None:
+    ns_emulator.controls.stocked_products_delete_after_pages = 2  # P1 at DC01 goes mid-read
+    report = await make_sync(
+        ctp, newstore, clock, sync_mode="full", newstore_page_size=10, concurrency=2
+    ).run()
+    assert report.status is Status.OK and report.stock_rows == 3 * PRODUCTS - 1
+    assert held(ct_emulator) == targets(ns_emulator)  # the truth after the deletion
