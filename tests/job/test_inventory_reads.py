@@ -146,7 +146,8 @@ async def test_non_ascii_skus_are_looked_up_through_variables_in_the_body(
 def stalled(pages: list[list[dict[str, Any]]]) -> CommercetoolsClient:
     """A commercetools whose inventory query answers `pages` in turn, the last one forever."""
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0)  # let the test's timeout fire, should the read loop
         if request.url.path.endswith("/oauth/token"):
             return httpx.Response(200, json={"access_token": "t", "expires_in": 3600})
         page = pages.pop(0) if len(pages) > 1 else pages[0]
