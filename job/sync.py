@@ -409,7 +409,8 @@ class InventorySync:
         if not source.delta:
             # Every entry is needed: read them while NewStore is read.
             snapshot, entries = await together(
-                source.read(progress, stopper.stop), read_channel_less_entries(ctp, progress)
+                source.read(progress, stopper.stop),
+                read_channel_less_entries(ctp, progress, self.settings.concurrency),
             )
             return snapshot, entries
         # A delta names its SKUs: only their entries are read, after it. This is what keeps

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ from connector.commercetools import CommercetoolsClient
 from job.inventory_reads import (
     CursorStalled,
     fetch_channel_less,
+    id_ranges,
     product_skus,
     read_channel_less_entries,
 )
@@ -48,7 +50,7 @@ async def test_reads_more_than_10000_entries_by_id_cursor_without_channel_entrie
     assert entries["SKU-50"].quantity == 50 % 17  # quantityOnStock, not the channel's 999
     stored = ct_emulator.collections["inventory-entry"].items
     assert all("supplyChannel" not in stored[entry.id] for entry in entries.values())
-    assert requests_to(ct_emulator, "GET /sandbox/inventory") == 21  # ceil(10,300 / 500)
+    assert requests_to(ct_emulator, "GET /sandbox/inventory") == expected_pages(ct_emulator)
 
 
 async def test_an_exact_multiple_of_the_page_size_needs_one_empty_page(
@@ -56,7 +58,72 @@ async def test_an_exact_multiple_of_the_page_size_needs_one_empty_page(
 ) -> None:
     ct_emulator.seed({"inventory": entry_drafts(1000)})
     assert len(await read_channel_less_entries(ctp)) == 1000
-    assert requests_to(ct_emulator, "GET /sandbox/inventory") == 3
+    assert requests_to(ct_emulator, "GET /sandbox/inventory") == expected_pages(ct_emulator)
+
+
+async def test_a_small_inventory_is_one_request(
+    ctp: CommercetoolsClient, ct_emulator: CommercetoolsEmulator
+) -> None:
+    ct_emulator.seed({"inventory": entry_drafts(499)})
+    assert len(await read_channel_less_entries(ctp, concurrency=16)) == 499
+    assert requests_to(ct_emulator, "GET /sandbox/inventory") == 1
+
+
+async def test_id_ranges_are_read_side_by_side(
+    ctp: CommercetoolsClient, ct_emulator: CommercetoolsEmulator
+) -> None:
+    ct_emulator.seed({"inventory": entry_drafts(8000, channel_every=7)})
+    in_flight = most = 0
+    query = ctp.query_inventory
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        try:
+            await asyncio.sleep(0.001)
+            return await query(*args, **kwargs)
+        finally:
+            in_flight -= 1
+
+    ctp.query_inventory = counting  # type: ignore[method-assign]
+    entries = await read_channel_less_entries(ctp, concurrency=8)
+    assert len(entries) == 8000 and most == 8
+    assert requests_to(ct_emulator, "GET /sandbox/inventory") == expected_pages(ct_emulator)
+
+
+def test_the_id_ranges_cover_every_id_once() -> None:
+    ranges = id_ranges()
+    ids = [str(uuid.uuid4()) for _ in range(2000)] + ["", "0", "f" * 40, "G-not-hex", "~"]
+    for id_ in ids:
+        holding = [
+            (lo, hi) for lo, hi in ranges if (lo is None or lo <= id_) and (hi is None or id_ < hi)
+        ]
+        assert len(holding) == 1, id_
+
+
+def expected_pages(emulator: CommercetoolsEmulator) -> int:
+    """The first page of 500, then per id range after its last id: one page per 500
+    channel-less entries, plus the last (short or empty) one."""
+    items = emulator.collections["inventory-entry"].items
+    ids = sorted(i for i, e in items.items() if "supplyChannel" not in e)
+    if len(ids) < 500:
+        return 1
+    after = ids[499]
+    pages = 1
+    for lower, upper in id_ranges():
+        if upper is not None and upper <= after:
+            continue
+        start = after if lower is None or lower <= after else None
+        count = sum(
+            1
+            for i in ids
+            if (start is None or i > start)
+            and (lower is None or i >= lower)
+            and (upper is None or i < upper)
+        )
+        pages += count // 500 + 1
+    return pages
 
 
 async def test_products_are_found_500_skus_per_request(
