@@ -306,7 +306,7 @@ class InventorySync:
         report.cursor_before, report.cursor_after = state.last_updated_at, after.last_updated_at
         report.failing = listed(after.failing, FAILED_LISTED)
         if after.failing and report.status is Status.OK:
-            report.status = Status.DEGRADED  # kept failing SKUs not retried (a dry run)
+            report.status = Status.DEGRADED  # the list could not be updated: still failing
         return report
 
     async def _advance(
