@@ -1,8 +1,13 @@
 """The job app: a cron (Connect's job schedule) calls `POST /job` to run one inventory sync.
 
 Answers:
-- 200 with the summary when the run finished, even if some SKUs failed (they are listed),
-  or when it stopped early at its deadline (`status: "partial"`, with `remaining`);
+- 200 with the summary when the run finished (`status: "ok"`), or finished with SKUs that
+  commercetools refused (`status: "degraded"`: listed under `failed` and `failing`, logged
+  at ERROR, kept and retried by every later run), or stopped early at its deadline or on
+  its lease (`status: "partial"`, with `remaining`). Degraded is 200 on purpose: Cloud
+  Scheduler retries a non-2xx answer at once, which would repeat the same refused writes
+  and compete for the lease; the cursor has moved, and the next scheduled run retries
+  them anyway. The alert is the ERROR log line (a log-based metric), not the status;
 - 200 with `status: "skipped"` when another run holds the lease;
 - 503 when the sync could not run at all (an upstream down, refused credentials);
 - 400 for a query parameter other than `dry_run`, or a `dry_run` that is not a boolean.

@@ -2,8 +2,8 @@
 
 Two writers do the same thing over different transports:
 - `GraphQLWriter`: many aliased `updateInventoryEntry` / `createInventoryEntry` mutations in
-  one request (commercetools runs them one after the other; one failing does not stop the
-  others, its error names its alias);
+  one request, every value in its variables (commercetools runs them one after the other;
+  one failing does not stop the others, its error names its alias);
 - `RestWriter`: one `POST /inventory[/{id}]` per write.
 `bench/inventory_bench.py --write-mode` measures one against the other (docs/inventory.md).
 
@@ -26,7 +26,6 @@ from typing import Any, Protocol
 from connector.commercetools import CommercetoolsClient, CommercetoolsError, graphql_error
 from connector.http import UpstreamError
 from job.bounded import NoProgress, Progress, chunks, for_each, never
-from job.inventory_reads import literal
 from job.plan import Create, Entry, Update, Write, recompute
 
 
@@ -124,7 +123,7 @@ class GraphQLWriter:
     ) -> None:
         async def send(batch: Sequence[Write]) -> None:
             try:
-                body = await self.ctp.graphql(mutation_document(batch))
+                body = await self.ctp.graphql(*mutation_document(batch))
             except UpstreamError as error:
                 for write in batch:
                     record(write, Failed(str(error)))
@@ -160,28 +159,36 @@ def _alias(index: int) -> str:
     return f"w{index}"
 
 
-def mutation_document(batch: Sequence[Write]) -> str:
-    """One mutation per write, aliased `w0`, `w1`, ... (values inlined: JSON string escapes
-    are valid GraphQL string escapes)."""
-    fields = []
+def mutation_document(batch: Sequence[Write]) -> tuple[str, dict[str, Any]]:
+    """One mutation per write, aliased `w0`, `w1`, ..., and the variables that carry every
+    value: the document holds only names and types, so no SKU, id or quantity is ever
+    spliced into GraphQL syntax (a SKU with quotes, backslashes or non-ASCII letters travels
+    as JSON, exactly as given)."""
+    declarations: list[str] = []
+    fields: list[str] = []
+    variables: dict[str, Any] = {}
     for index, write in enumerate(batch):
+        alias = _alias(index)
         if isinstance(write, Update):
-            call = (
-                f"updateInventoryEntry(id: {literal(write.entry_id)}, version: {write.version}, "
-                f"actions: [{{changeQuantity: {{quantity: {write.quantity}}}}}])"
-            )
+            declarations += [
+                f"$id{index}: String!",
+                f"$v{index}: Long!",
+                f"$a{index}: [InventoryEntryUpdateAction!]!",
+            ]
+            call = f"updateInventoryEntry(id: $id{index}, version: $v{index}, actions: $a{index})"
+            variables[f"id{index}"] = write.entry_id
+            variables[f"v{index}"] = write.version
+            variables[f"a{index}"] = [{"changeQuantity": {"quantity": write.quantity}}]
         else:
-            channel = (
-                ""
-                if write.channel is None
-                else f', supplyChannel: {{typeId: "channel", id: {literal(write.channel)}}}'
-            )
-            call = (
-                f"createInventoryEntry(draft: {{sku: {literal(write.sku)}, "
-                f"quantityOnStock: {write.quantity}{channel}}})"
-            )
-        fields.append(f"{_alias(index)}: {call} {{ version }}")
-    return "mutation {\n" + "\n".join(fields) + "\n}"
+            declarations.append(f"$d{index}: InventoryEntryDraft!")
+            call = f"createInventoryEntry(draft: $d{index})"
+            draft: dict[str, Any] = {"sku": write.sku, "quantityOnStock": write.quantity}
+            if write.channel is not None:  # a per-store entry
+                draft["supplyChannel"] = {"typeId": "channel", "id": write.channel}
+            variables[f"d{index}"] = draft
+        fields.append(f"  {alias}: {call} {{ version }}")
+    head = f"mutation WriteEntries({', '.join(declarations)})" if declarations else "mutation"
+    return head + " {\n" + "\n".join(fields) + "\n}", variables
 
 
 # --- the rounds ---------------------------------------------------------------------------
@@ -194,6 +201,11 @@ class ApplyResult:
     unchanged: int = 0  # found already right when read again
     failed: list[tuple[str, str]] = field(default_factory=list)  # (sku, reason)
     remaining: int = 0  # not attempted: the run had to stop
+    targets: dict[str, int] = field(default_factory=dict)  # what each failed write wanted
+
+    def fail(self, write: Write, reason: str) -> None:
+        self.failed.append((write.sku, reason))
+        self.targets[write.sku] = write.quantity
 
 
 Refetcher = Callable[[Sequence[str]], Awaitable[Mapping[Any, Entry]]]  # by `Write.slot`
@@ -222,7 +234,8 @@ async def apply_writes(
     if stop():
         result.remaining += len(pending)
     else:
-        result.failed += [(w.sku, f"still conflicting after {rounds} retries") for w in pending]
+        for write in pending:
+            result.fail(write, f"still conflicting after {rounds} retries")
     return result
 
 
@@ -244,7 +257,7 @@ async def _settle(
         elif isinstance(resolution, Done):
             result.updated += 1
         elif isinstance(resolution, Failed):
-            result.failed.append((write.sku, resolution.reason))
+            result.fail(write, resolution.reason)
         elif isinstance(resolution, Retry):
             again.append(resolution.write)
         else:
@@ -258,13 +271,14 @@ async def _recomputed(writes: list[Write], refetch: Refetcher, result: ApplyResu
     try:
         current = await refetch([write.sku for write in writes])
     except UpstreamError as error:
-        result.failed += [(write.sku, f"re-reading the entry failed: {error}") for write in writes]
+        for write in writes:
+            result.fail(write, f"re-reading the entry failed: {error}")
         return []
     again: list[Write] = []
     for write in writes:
         entry = current.get(write.slot)  # the SKU, or (SKU, channel) for a per-store entry
         if entry is None and isinstance(write, Update):
-            result.failed.append((write.sku, "entry deleted during the sync"))
+            result.fail(write, "entry deleted during the sync")
         elif (next_write := recompute(write, entry)) is None:
             result.unchanged += 1
         else:

@@ -17,7 +17,7 @@ import structlog
 
 from connector.commercetools import CommercetoolsClient
 from job.bounded import NoProgress, Progress, chunks, for_each
-from job.inventory_reads import PAGE_LIMIT, REFETCH_BATCH, literal
+from job.inventory_reads import PAGE_LIMIT, REFETCH_BATCH, CursorStalled, entries_where, literal
 from job.locations import ChannelSpec
 from job.plan import ChannelSlot, Entry
 
@@ -109,13 +109,26 @@ async def read_channel_entries(
     progress.start("channels", None)
     base = [_in_channels(channel_ids)]
     where = base
+    cursor: str | None = None
     while True:
         results = await ctp.query_inventory(where, PAGE_LIMIT)
         channel_entries(results, entries)
         progress.advance("channels")
         if len(results) < PAGE_LIMIT:
             return entries
-        where = [*base, f"id > {literal(results[-1]['id'])}"]
+        cursor = _advanced(cursor, str(results[-1]["id"]))
+        where = [*base, f"id > {literal(cursor)}"]
+
+
+def _advanced(cursor: str | None, last: str) -> str:
+    """The next id cursor; a page that does not move past the cursor would loop forever."""
+    if cursor is not None and last <= cursor:
+        raise CursorStalled(
+            f"the channel entries' id cursor did not advance (after {cursor[:64]!r} came "
+            f"{last[:64]!r}): stopped reading",
+            errors=[],
+        )
+    return last
 
 
 async def fetch_channel_entries(
@@ -124,22 +137,23 @@ async def fetch_channel_entries(
     channel_ids: Sequence[str],
     concurrency: int = 1,
 ) -> dict[ChannelSlot, Entry]:
-    """The entries of some SKUs in these channels: 100 SKUs a query (up to 100 x channels
-    entries, so paged by id within each batch)."""
+    """The entries of some SKUs in these channels: 500 SKUs a GraphQL query, in the request
+    body (up to 500 x channels entries, so paged by id within each batch)."""
     entries: dict[ChannelSlot, Entry] = {}
     if not channel_ids:
         return entries
     base = _in_channels(channel_ids)
 
     async def read(batch: Sequence[str]) -> None:
-        sku_in = f"sku in ({', '.join(literal(sku) for sku in batch)})"
-        where = [base, sku_in]
+        where = f"{base} and sku in ({', '.join(literal(sku) for sku in batch)})"
+        after: str | None = None
         while True:
-            results = await ctp.query_inventory(where, PAGE_LIMIT)
+            page = f"{where} and id > {literal(after)}" if after is not None else where
+            results = await entries_where(ctp, page)
             channel_entries(results, entries)
             if len(results) < PAGE_LIMIT:
                 return
-            where = [base, sku_in, f"id > {literal(results[-1]['id'])}"]
+            after = _advanced(after, str(results[-1]["id"]))
 
     await for_each(list(chunks(sorted(set(skus)), REFETCH_BATCH)), read, concurrency)
     return entries

@@ -1,26 +1,30 @@
 """The incremental sync's cursor, kept in a commercetools Custom Object.
 
-`{last_updated_at, full_reconciled_at}` in `<INVENTORY_LEASE_CONTAINER>/inventory-cursor`:
-the export cursor up to which every change has been applied, and when the last full export
-was applied (wall-clock time: runs may be on different machines).
+`{last_updated_at, full_reconciled_at, failing}` in
+`<INVENTORY_LEASE_CONTAINER>/inventory-cursor`: the export cursor up to which every change
+has been attempted, when the last full export was applied (wall-clock time: runs may be on
+different machines), and the SKUs whose write failed, retried by every run (`job.failing`).
 
 Rules (pure functions, so that they are tested apart from any I/O):
 - no cursor, or a full export older than the reconciliation period: a full export;
   otherwise a delta since the cursor;
-- the cursor moves only after the export's changes were all applied (the caller decides),
+- the cursor moves only after every write of the export was attempted, its failures kept in
+  `failing` by the same write (the caller decides),
   and never backwards: NewStore may report 0 for an empty delta, and taking it would turn
   the next delta into an export of everything.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
 from connector.commercetools import CommercetoolsClient, CommercetoolsError
+from job import failing as failing_skus
+from job.failing import FailingSku
 
 log = structlog.get_logger("job")
 
@@ -32,6 +36,7 @@ class CursorState:
     last_updated_at: int | None = None
     full_reconciled_at: datetime | None = None
     version: int = 0  # of the Custom Object; 0 while it does not exist
+    failing: dict[str, FailingSku] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ def to_value(state: CursorState) -> dict[str, Any]:
     return {
         "last_updated_at": state.last_updated_at,
         "full_reconciled_at": reconciled.isoformat() if reconciled else None,
+        "failing": failing_skus.to_value(state.failing),
     }
 
 
@@ -79,7 +85,12 @@ def from_stored(stored: dict[str, Any] | None) -> CursorState:
     cursor = value.get("last_updated_at")
     if not isinstance(cursor, int) or isinstance(cursor, bool):
         cursor = None
-    return CursorState(cursor, _parse_time(value.get("full_reconciled_at")), int(stored["version"]))
+    return CursorState(
+        cursor,
+        _parse_time(value.get("full_reconciled_at")),
+        int(stored["version"]),
+        failing_skus.from_value(value.get("failing")),
+    )
 
 
 def _parse_time(value: Any) -> datetime | None:

@@ -35,9 +35,13 @@ from job.sources import MatchField, StockAggregator, StockSnapshot
 
 log = structlog.get_logger("job")
 
-# Not documented: NewStore names `processing` and `finished`; anything else that is not a
-# failure is taken as still running, and the deadline bounds the wait.
-FAILED_STATES = frozenset({"failed", "error", "cancelled", "canceled"})
+FINISHED = "finished"
+# The export job's states: `processing`, `finished`, and `failed` as the one failure. What
+# docs.newstore.net (api/integration/order-management/availability_export_api) shows of the
+# job is these; any other state is taken as still running, logged once, and the wait is
+# bounded by INVENTORY_EXPORT_TIMEOUT_S whatever NewStore answers (never by a guessed name).
+FAILED_STATES = frozenset({"failed"})
+KNOWN_STATES = frozenset({"processing", FINISHED, *FAILED_STATES})
 UNAVAILABLE_STATUSES = frozenset({403, 404})
 EXPORT_TIMEOUT = "export_timeout"
 
@@ -107,9 +111,18 @@ class ExportSource:
             return StockSnapshot(
                 complete=False, stopped=ended.reason, delta=self.delta, export_id=export_id
             )
-        snapshot = await self._fetch(export_id, job)
+        cursor = _cursor(job.get("last_updated_at"))
+        if self.delta and cursor == 0:
+            # Nothing changed since the cursor: NewStore reports `last_updated_at: 0` for an
+            # empty delta and may give no link (its own integrations never download one
+            # then). The snapshot is empty and complete; the cursor never moves backwards
+            # (`job.cursor.advanced`), so the next delta starts from the same place.
+            log.info("export empty: nothing changed", export_id=export_id)
+            snapshot = StockSnapshot()
+        else:
+            snapshot = await self._fetch(export_id, job)
         snapshot.delta, snapshot.export_id = self.delta, export_id
-        snapshot.cursor = _cursor(job.get("last_updated_at"))
+        snapshot.cursor = cursor
         return snapshot
 
     async def _start(self) -> str:
@@ -135,6 +148,7 @@ class ExportSource:
         progress.start("export", None)
         started = self._clock()
         deadline = started + self.polls.timeout_s
+        unknown: set[str] = set()
         for delay in self.polls.delays():
             if stop():
                 raise ExportNotFinished(None)
@@ -152,11 +166,18 @@ class ExportSource:
             job = await self.newstore.availability_export(export_id)
             progress.advance("export")
             state = str(job.get("state"))
-            if state == "finished":
+            if state == FINISHED:
                 return job
             if state in FAILED_STATES:
                 reason = job.get("reason") or job.get("message") or state
                 raise ExportFailed(SERVICE, f"export {export_id} failed: {reason}"[:300])
+            if state not in KNOWN_STATES and state not in unknown:
+                unknown.add(state)
+                log.warning(
+                    "export in an undocumented state: still waiting, up to the export timeout",
+                    export_id=export_id,
+                    state=state[:40],
+                )
         raise AssertionError("unreachable: the delays never end")  # pragma: no cover
 
     async def _fetch(self, export_id: str, job: Mapping[str, Any]) -> StockSnapshot:
@@ -199,15 +220,27 @@ def export_rows(file: IO[bytes]) -> Iterator[Any]:
     file.seek(0)
     if magic == b"PK":
         with zipfile.ZipFile(file) as archive:
-            for member in archive.infolist():
-                if not member.is_dir():
-                    with archive.open(member) as stream:
-                        yield from _json_values(stream)
+            members = [member for member in archive.infolist() if is_export_member(member)]
+            if not members:
+                raise ValueError("the zip holds no export file")
+            for member in members:
+                with archive.open(member) as stream:
+                    yield from _json_values(stream)
     elif magic == b"\x1f\x8b":
         with gzip.GzipFile(fileobj=file) as stream:
             yield from _json_values(stream)
     else:
         yield from _json_values(file)
+
+
+def is_export_member(member: zipfile.ZipInfo) -> bool:
+    """A zip member that is the export's data: not a directory, nothing under `__MACOSX/`
+    (the resource forks macOS's archiver adds), no dotfile (`.DS_Store`, `._name`) at any
+    level. Those are not JSON, and reading them would call a good file unreadable."""
+    if member.is_dir():
+        return False
+    parts = [part for part in member.filename.replace("\\", "/").split("/") if part]
+    return bool(parts) and not any(p == "__MACOSX" or p.startswith(".") for p in parts)
 
 
 def _json_values(binary: IO[bytes] | gzip.GzipFile) -> Iterator[Any]:

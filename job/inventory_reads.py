@@ -1,7 +1,15 @@
-"""The commercetools side of the sync: reading entries and finding products, in bulk."""
+"""The commercetools side of the sync: reading entries and finding products, in bulk.
+
+Every GraphQL document here is a constant with `$variables`: values travel as JSON in the
+request body, never spliced into the document (a SKU with a quote, a backslash or a
+non-ASCII letter is data, not syntax). Look-ups by SKU go in request bodies too (GraphQL
+`inventoryEntries(where: $where)`), never into a URL: 500 long SKUs in a query string can pass
+a proxy's URL limit (414). Only the id-cursor read is a REST GET, whose URL holds one id.
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -13,7 +21,9 @@ from job.plan import Entry, channel_less_entries
 CHANNEL_LESS = "supplyChannel is not defined"
 PAGE_LIMIT = 500  # the API's maximum
 PRODUCT_BATCH = 500  # SKUs per products(skus:) look-up: at most one product per SKU
-REFETCH_BATCH = 100  # SKUs per `sku in (...)` predicate, to keep the URL short
+# SKUs per `sku in (...)` look-up: a SKU has at most one channel-less entry, so one page of
+# PAGE_LIMIT results holds every entry of a batch.
+REFETCH_BATCH = PAGE_LIMIT
 
 PRODUCTS_BY_SKU = """
 query ProductsBySku($skus: [String!], $limit: Int) {
@@ -24,31 +34,98 @@ query ProductsBySku($skus: [String!], $limit: Int) {
 """
 
 
+ENTRIES_WHERE = """
+query EntriesWhere($where: String!, $limit: Int!) {
+  inventoryEntries(where: $where, limit: $limit, sort: ["id asc"]) {
+    results { id version sku quantityOnStock supplyChannelRef { id } }
+  }
+}
+"""
+
+
+class CursorStalled(CommercetoolsError):
+    """An id-cursor page did not move past the cursor: reading on would loop forever."""
+
+
 def literal(value: str) -> str:
-    """A string literal for a query predicate (JSON escaping is what the API parses)."""
-    return json.dumps(value)
+    """A string literal of the query predicate language: double-quoted, `"` and `\\`
+    escaped; other characters, non-ASCII ones included, are left as they are (no `\\u`
+    escapes, which only some parsers take). Control characters are escaped as JSON does.
+    https://docs.commercetools.com/api/predicates/query (string values in double quotes)"""
+    return json.dumps(value, ensure_ascii=False)
+
+
+# The id space, cut into ranges read side by side: commercetools ids are UUIDs (lowercase
+# hex), so each first hex digit holds about a sixteenth of the entries. The first range has
+# no lower bound and the last no upper one, so any id at all falls in exactly one.
+ID_RANGE_BOUNDS = [f"{digit:x}" for digit in range(1, 16)]
+
+
+def id_ranges() -> list[tuple[str | None, str | None]]:
+    """[(lower, upper)]: `lower <= id < upper`, None for no bound."""
+    bounds: list[str | None] = [None, *ID_RANGE_BOUNDS, None]
+    return list(itertools.pairwise(bounds))
 
 
 async def read_channel_less_entries(
-    ctp: CommercetoolsClient, progress: Progress | None = None
+    ctp: CommercetoolsClient, progress: Progress | None = None, concurrency: int = 1
 ) -> dict[str, Entry]:
     """Every channel-less entry, by SKU.
 
     Paged by id cursor (`sort=id asc`, `id > last`), which, unlike offsets, has no 10,000
-    limit and stays cheap deep into a large inventory. The pages depend on each other, so
-    they are sequential; the sync overlaps them with the NewStore read.
+    limit and stays cheap deep into a large inventory. One cursor's pages depend on each
+    other; so when the first page is full, the rest of the id space is cut into ranges
+    (`id_ranges`), each read by its own cursor, `concurrency` of them at a time: at a
+    million entries, 2,000 sequential pages become 16 cursors of about 125. A small
+    inventory stays one request. The sync also overlaps this with the NewStore read.
     """
     progress = progress or NoProgress()
     progress.start("commercetools", None)
     entries: dict[str, Entry] = {}
-    where = [CHANNEL_LESS]
-    while True:
-        results = await ctp.query_inventory(where, PAGE_LIMIT)
-        channel_less_entries(results, entries)
-        progress.advance("commercetools")
-        if len(results) < PAGE_LIMIT:
-            return entries
-        where = [CHANNEL_LESS, f"id > {literal(results[-1]['id'])}"]
+    first = await ctp.query_inventory([CHANNEL_LESS], PAGE_LIMIT)
+    channel_less_entries(first, entries)
+    progress.advance("commercetools")
+    if len(first) < PAGE_LIMIT:
+        return entries
+    after = str(first[-1]["id"])
+
+    async def read_range(bounds: tuple[str | None, str | None]) -> None:
+        lower, upper = bounds
+        fixed = [CHANNEL_LESS]
+        if lower is not None:
+            fixed.append(f"id >= {literal(lower)}")
+        if upper is not None:
+            fixed.append(f"id < {literal(upper)}")
+        # the range that holds the first page's last id starts after it
+        cursor = after if lower is None or lower <= after else None
+        while True:
+            where = fixed if cursor is None else [*fixed, f"id > {literal(cursor)}"]
+            results = await ctp.query_inventory(where, PAGE_LIMIT)
+            _check_advances(cursor, results)
+            channel_less_entries(results, entries)
+            progress.advance("commercetools")
+            if len(results) < PAGE_LIMIT:
+                return
+            cursor = str(results[-1]["id"])
+
+    rest = [bounds for bounds in id_ranges() if bounds[1] is None or bounds[1] > after]
+    await for_each(rest, read_range, concurrency)
+    return entries
+
+
+def _check_advances(cursor: str | None, results: Sequence[dict[str, Any]]) -> None:
+    """Every id of a page after `id > cursor`, sorted by id, must be past the cursor, and
+    the page's last id with it; otherwise the next page would be this one again (a proxy
+    serving a cached page, an API ignoring the predicate), and the read would never end."""
+    if cursor is None or not results:
+        return
+    if any(str(result.get("id")) <= cursor for result in results):
+        last = str(results[-1].get("id"))
+        raise CursorStalled(
+            f"the inventory id cursor did not advance (after {cursor[:64]!r} came "
+            f"{last[:64]!r}): stopped reading",
+            errors=[],
+        )
 
 
 async def fetch_channel_less(
@@ -58,19 +135,27 @@ async def fetch_channel_less(
     progress: Progress | None = None,
 ) -> dict[str, Entry]:
     """The current channel-less entries of some SKUs, in bulk: those of a delta, or those
-    to read again after a conflict. One query per 100 SKUs, `concurrency` at a time."""
+    to read again after a conflict. One GraphQL query per 500 SKUs (in the body),
+    `concurrency` at a time."""
     progress = progress or NoProgress()
     batches = list(chunks(sorted(set(skus)), REFETCH_BATCH))
     progress.start("commercetools", len(batches))
     entries: dict[str, Entry] = {}
 
     async def read(batch: Sequence[str]) -> None:
-        sku_in = f"sku in ({', '.join(literal(sku) for sku in batch)})"
-        channel_less_entries(await ctp.query_inventory([CHANNEL_LESS, sku_in]), entries)
+        where = f"{CHANNEL_LESS} and sku in ({', '.join(literal(sku) for sku in batch)})"
+        channel_less_entries(await entries_where(ctp, where), entries)
         progress.advance("commercetools")
 
     await for_each(batches, read, concurrency)
     return entries
+
+
+async def entries_where(ctp: CommercetoolsClient, where: str) -> list[dict[str, Any]]:
+    """One page (PAGE_LIMIT, by id) of the entries matching a predicate, read with GraphQL:
+    the predicate travels in the request body, however many SKUs it names."""
+    body = await ctp.graphql(ENTRIES_WHERE, {"where": where, "limit": PAGE_LIMIT})
+    return _entry_results(body)
 
 
 async def product_skus(
@@ -105,3 +190,16 @@ def _products(body: dict[str, Any]) -> list[dict[str, Any]]:
         errors = [graphql_error(error) for error in body["errors"]]
         raise CommercetoolsError(f"product look-up failed: {errors[0]['message']}", errors=errors)
     return list(((body.get("data") or {}).get("products") or {}).get("results") or [])
+
+
+def _entry_results(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entries of an `inventoryEntries` answer, shaped as the REST API's (the plan
+    reads `supplyChannel`)."""
+    if body.get("errors"):
+        errors = [graphql_error(error) for error in body["errors"]]
+        raise CommercetoolsError(f"entry look-up failed: {errors[0]['message']}", errors=errors)
+    page = (body.get("data") or {}).get("inventoryEntries") or {}
+    return [
+        {**result, "supplyChannel": result.get("supplyChannelRef")}
+        for result in page.get("results") or []
+    ]

@@ -12,9 +12,18 @@ Connect provides no lock against overlapping job runs, so a run takes a lease fi
   makes the object a small audit trail).
 
 `expires_at` is wall-clock time (`time.time()`) because the runs may be on different
-machines; the lease duration must be much larger than their clock skew. A holder treats its
-lease as lost a little *before* the expiry it wrote (`SAFETY_MARGIN`), so that a run whose
-renewals fail stops writing before anyone else can take over.
+machines; the lease duration must be much larger than their clock skew.
+
+Trust (fencing): a holder may start a write only if that write, however long it takes,
+ends before the expiry it last wrote. `inflight_s` is the longest a write can take: one
+attempt's timeouts plus the retry budget (`job.sync.LONGEST_CALL_S`). So `held()` is true
+only while `now + inflight_s < expires_at`, and every write batch asks it first: even a run
+whose renewals stall or fail never has a write in flight once another run may take over.
+For renewals to keep it trusted, the duration must leave room for a stalled renewal
+(`minimum_duration`). A renewal that fails in any way (refused, conflicting, an upstream
+error after its retries, or any other exception) ends the trust at once: the run stops
+starting work and reports why (`stop_reason`), and the failure is never raised over the
+run's own result.
 """
 
 from __future__ import annotations
@@ -35,9 +44,19 @@ from connector.http import UpstreamError
 
 log = structlog.get_logger("lease")
 
-# Of the lease duration: stop trusting the lease this early, renew this often.
-SAFETY_MARGIN = 0.2
+# Of the lease duration: renew this often.
 RENEW_EVERY = 1 / 3
+LOST = "lease_lost"  # another run took it over
+RENEWAL_FAILED = "lease_renewal_failed"
+EXPIRING = "lease_expiring"  # a write started now might outlive it
+
+
+def minimum_duration(inflight_s: float) -> float:
+    """The shortest lease that renewals keep trusted when each renewal may itself take up
+    to `inflight_s`: after a renewal that started at t (its expiry: t + d), the next one
+    starts at most `inflight_s + d/3` later and takes up to `inflight_s` more; trust must
+    last until then: `d - inflight_s > 2 * inflight_s + d / 3`, so `d > 4.5 * inflight_s`."""
+    return 3 * inflight_s / (1 - RENEW_EVERY)
 
 
 class Lease:
@@ -48,23 +67,38 @@ class Lease:
         key: str,
         duration_s: float,
         clock: Callable[[], float] = time.time,
+        inflight_s: float | None = None,
+        renew_every_s: float | None = None,
     ) -> None:
+        """`inflight_s`: the longest a write may take (default: a fifth of the duration);
+        `renew_every_s`: how often to renew (default: a third of the duration)."""
         self.ctp = ctp
         self.container = container
         self.key = key
         self.duration_s = duration_s
         self.clock = clock
+        self.inflight_s = duration_s / 5 if inflight_s is None else inflight_s
+        self.renew_every_s = duration_s * RENEW_EVERY if renew_every_s is None else renew_every_s
         self.holder = f"{socket.gethostname()}/{uuid.uuid4()}"
         self.lost = False
+        self.renew_error: str | None = None  # why a renewal failed, once one has
         self._version: int | None = None
         self._expires_at = 0.0
         self.other: dict[str, Any] | None = None  # who holds it, when acquiring failed
 
     def held(self) -> bool:
-        """True while this run may still act under the lease."""
-        if self._version is None or self.lost:
-            return False
-        return self.clock() < self._expires_at - SAFETY_MARGIN * self.duration_s
+        """True while this run may start a write: one that ends before the lease can."""
+        return self.stop_reason() is None
+
+    def stop_reason(self) -> str | None:
+        """None while the lease is trusted; otherwise why not."""
+        if self.lost:
+            return LOST
+        if self.renew_error is not None:
+            return RENEWAL_FAILED
+        if self._version is None or self.clock() + self.inflight_s >= self._expires_at:
+            return EXPIRING
+        return None
 
     async def acquire(self) -> bool:
         stored = await self.ctp.get_custom_object(self.container, self.key)
@@ -105,13 +139,19 @@ class Lease:
                 await task
 
     async def _renew_forever(self) -> None:
-        while not self.lost:
-            await asyncio.sleep(self.duration_s * RENEW_EVERY)
+        """Renew until the block ends. Any failure ends the trust and this task, and is
+        recorded, never raised: the run stops starting work and reports it."""
+        while self.stop_reason() is None:
+            await asyncio.sleep(self.renew_every_s)
             try:
-                await self.renew()
-            except UpstreamError as error:
-                # Keep trying: `held()` turns false on its own if renewals keep failing.
-                log.warning("lease renewal failed", key=self.key, error=str(error))
+                if not await self.renew():
+                    log.error("lease taken over by another run: stopping", key=self.key)
+                    return
+            except Exception as error:  # any failure stops the run, cleanly
+                message = str(error) if isinstance(error, UpstreamError) else repr(error)
+                self.renew_error = message[:300]
+                log.error("lease renewal failed: stopping", key=self.key, error=self.renew_error)
+                return
 
     def _taken(self, value: dict[str, Any]) -> bool:
         expires_at = float(value.get("expires_at") or 0)

@@ -51,7 +51,9 @@ class InventorySettings(BaseSettings):
     # 30 min; the margin covers the requests still in flight and the lease release.
     deadline_s: float = Field(25 * 60, gt=0)
     # Lease duration; renewed every third of it, so a crashed run blocks others this long.
-    lease_s: float = Field(120.0, ge=5)
+    # At least 4.5 times the longest write (125 s: job/sync.py LONGEST_CALL_S), so that a
+    # renewal may stall that long and the lease stays trusted (job/lease.py).
+    lease_s: float = Field(600.0, ge=5)
     lease_container: str = Field("newstore-connector-jobs", pattern=r"^[-_~.a-zA-Z0-9]+$")
     # How entries are written; graphql batches aliased mutations (measured in docs/inventory.md).
     write_mode: Literal["graphql", "rest"] = "graphql"

@@ -19,6 +19,8 @@ from job.bounded import NoProgress, Progress, for_each, never
 log = structlog.get_logger("job")
 
 MatchField = Literal["sku", "product_id"]
+READ_ATTEMPTS = 3  # full reads of a stock that keeps changing before the run gives up
+STOCK_CHANGED = "stock_changed_during_read"
 
 
 @dataclass
@@ -91,6 +93,13 @@ class StockedProductsSource:
     (it may serve fewer rows than asked); every other offset is then known up front, so the
     pages are fetched in parallel and the read always ends (the seed's loop re-requested the
     same offset forever). A short page is completed by asking for the rest of its range.
+
+    Consistent or not used: offset pages of rows that change while they are read can skip
+    a row (one deleted before it shifts it onto a page already read) and the sum would be
+    understated, silently. A read counts only if every page reported the same `total` and
+    exactly that many distinct rows were seen, none twice; otherwise the stock is read
+    again, up to `attempts` times, and if it never holds still the snapshot is incomplete
+    (`stopped: stock_changed_during_read`): nothing is written from it.
     """
 
     delta = False
@@ -102,72 +111,80 @@ class StockedProductsSource:
         page_size: int,
         concurrency: int,
         keep_nodes: bool = False,
+        attempts: int = READ_ATTEMPTS,
     ) -> None:
         self.keep_nodes = keep_nodes  # per-location runs need ATP per node
         self.newstore = newstore
         self.match_field = match_field
         self.page_size = page_size
         self.concurrency = concurrency
+        self.attempts = attempts
 
     async def read(
         self, progress: Progress | None = None, stop: Callable[[], bool] = never
     ) -> StockSnapshot:
         progress = progress or NoProgress()
+        for attempt in range(1, self.attempts + 1):
+            snapshot, totals = await self._read_once(progress, stop)
+            if not snapshot.complete:
+                return snapshot
+            seen = snapshot.rows + snapshot.rows_without_key
+            (first_total, *_) = totals
+            if set(totals) == {first_total} and seen == first_total and not snapshot.duplicate_rows:
+                return snapshot
+            log.warning(
+                "stock changed while it was read: reading it again",
+                attempt=attempt,
+                attempts=self.attempts,
+                totals=sorted(set(totals))[:5],
+                expected_rows=first_total,
+                rows=seen,
+                duplicate_rows=snapshot.duplicate_rows,
+            )
+        log.error("stock never held still during a read: nothing is written from it")
+        return StockSnapshot(complete=False, stopped=STOCK_CHANGED)
+
+    async def _read_once(
+        self, progress: Progress, stop: Callable[[], bool]
+    ) -> tuple[StockSnapshot, list[int]]:
+        """One read of every page; the `total` that each page reported."""
         aggregator = StockAggregator(self.match_field, self.keep_nodes)
         first = await self.newstore.stocked_products(self.page_size, 0)
         items = first.get("items") or []
         aggregator.add(items)
         total = _total(first)
+        totals = [total]
         step = len(items)
         offsets = range(step, total, step) if step else range(0)
         progress.start("newstore", len(offsets) + 1)
         progress.advance("newstore")
-
         done = 0
-        latest_total = total
 
         async def read_page(offset: int) -> None:
-            nonlocal done, latest_total
-            seen = await self._read_range(offset, min(step, total - offset), aggregator)
-            latest_total = max(latest_total, seen)
+            nonlocal done
+            totals.extend(await self._read_range(offset, min(step, total - offset), aggregator))
             done += 1
             progress.advance("newstore")
 
         await for_each(offsets, read_page, self.concurrency, stop)
-        if latest_total > total and done == len(offsets):
-            # Rows were added during the read and pushed others past the end: read the tail
-            # once (rows already seen are ignored). Later additions wait for the next run.
-            await self._read_range(total, latest_total - total, aggregator)
         snapshot = aggregator.snapshot
         snapshot.complete = done == len(offsets)
-        self._check_consistency(snapshot, latest_total)
-        return snapshot
+        return snapshot, totals
 
-    async def _read_range(self, offset: int, length: int, aggregator: StockAggregator) -> int:
+    async def _read_range(self, offset: int, length: int, aggregator: StockAggregator) -> list[int]:
         """Rows [offset, offset + length): one request, more only if a page comes short.
-        Returns the largest `total` the pages reported."""
-        latest_total = 0
+        Returns the `total` each page reported."""
+        totals: list[int] = []
         while length > 0:
             page = await self.newstore.stocked_products(length, offset)
             items = page.get("items") or []
-            latest_total = max(latest_total, _total(page))
+            totals.append(_total(page))
             if not items:  # the stock shrank while paging: nothing left in this range
                 break
             aggregator.add(items)
             offset += len(items)
             length -= len(items)
-        return latest_total
-
-    @staticmethod
-    def _check_consistency(snapshot: StockSnapshot, total: int) -> None:
-        seen = snapshot.rows + snapshot.rows_without_key
-        if snapshot.complete and (seen != total or snapshot.duplicate_rows):
-            log.warning(
-                "stock changed while it was read",
-                expected_rows=total,
-                rows=seen,
-                duplicate_rows=snapshot.duplicate_rows,
-            )
+        return totals
 
 
 def _total(page: dict[str, Any]) -> int:

@@ -24,7 +24,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -37,7 +37,7 @@ from connector.commercetools import CommercetoolsClient
 from connector.http import RetryPolicy, UpstreamError, new_http_client
 from connector.newstore import NewStoreClient
 from connector.ratelimit import RateGate
-from connector.settings import Settings
+from connector.settings import ConfigError, Settings
 from job.apply import apply_writes, make_writer
 from job.bounded import NoProgress, Progress, together
 from job.channels import (
@@ -48,8 +48,9 @@ from job.channels import (
 )
 from job.cursor import CursorState, CursorStore, ExportChoice, advanced, choose_export
 from job.export import ExportSource, ExportUnavailable, PollPolicy
+from job.failing import MAX_FAILING, Failing, RetryingFailing, listed, still_failing
 from job.inventory_reads import fetch_channel_less, product_skus, read_channel_less_entries
-from job.lease import Lease
+from job.lease import Lease, minimum_duration
 from job.locations import parse_location_map, plan_channels, read_locations
 from job.nodes import NodeStateStore, bucket_key, container_of, merge_delta, rebucket
 from job.plan import (
@@ -75,12 +76,20 @@ LEASE_KEY = "inventory-sync"
 JOB_RETRY = RetryPolicy(max_attempts=6, budget_s=60.0, initial_backoff_s=0.2, max_backoff_s=10.0)
 # A batch of aliased mutations runs serially on commercetools' side: allow it time.
 JOB_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+# The longest one call (a write batch, a lease renewal) can take: its attempts start within
+# the retry budget (a Retry-After beyond it ends the retries), and the last one may then
+# take its connect and read timeouts in full. The lease is trusted only while a write that
+# starts now would end before it expires (job/lease.py).
+LONGEST_CALL_S = JOB_RETRY.budget_s + (JOB_TIMEOUT.connect or 0.0) + (JOB_TIMEOUT.read or 0.0)
 FAILED_LISTED = 1000  # the reply lists at most this many failed SKUs (all are counted)
 DRY_RUN_SAMPLE = 10
 
 
 class Status(StrEnum):
-    OK = "ok"  # every planned write was attempted (some may have failed: see `failed`)
+    OK = "ok"  # every planned write was made
+    # every planned write was attempted, some SKUs failed (listed in `failed`; kept and
+    # retried by the next runs: `failing`); logged at ERROR, answered 200 (job/app.py)
+    DEGRADED = "degraded"
     PARTIAL = "partial"  # stopped early (deadline or lease lost): see `remaining`
     SKIPPED = "skipped"  # another run holds the lease
     ERROR = "error"  # could not run (an upstream down, ...): nothing was written
@@ -148,6 +157,10 @@ class SyncReport:
     # per-location: the channels synced, and the NewStore locations left out (and why)
     channels: dict[str, Any] | None = None
     watchdog: dict[str, Any] | None = None  # job/watchdog.py, after a run that did run
+    failed_targets: dict[str, int] = field(default_factory=dict)  # what failed writes wanted
+    retried_failing: int = 0  # kept failing SKUs a delta retried
+    # incremental: the SKUs kept as failing once the run is over (None: not recorded)
+    failing: list[dict[str, Any]] | None = None
 
     def summary(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -182,6 +195,9 @@ class SyncReport:
             "watchdog": self.watchdog,
         }
         body.update((key, value) for key, value in optional.items() if value is not None)
+        if self.failing is not None:
+            body["failing"] = self.failing
+            body["retried_failing"] = self.retried_failing
         if self.mode == "incremental":
             body["cursor"] = {
                 "before": self.cursor_before,
@@ -200,11 +216,13 @@ class InventorySync:
         polls: PollPolicy | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         watchdog: Watchdog | None = None,
+        lease_factory: Callable[[], Lease] | None = None,
     ) -> None:
         """`source`: the stock read by the full mode (NewStore's stocked products by
         default); `polls`: how an export is waited for; `clock`: wall-clock time, for the
         reconciliation period and the watchdog; `watchdog`: the look at both pipes after
-        each run (by default over the same clients, WATCHDOG_* from the environment)."""
+        each run (by default over the same clients, WATCHDOG_* from the environment);
+        `lease_factory`: the run's lease (tests shorten it)."""
         self.clients = clients
         self.settings = settings
         self.full_source = source or StockedProductsSource(
@@ -230,6 +248,22 @@ class InventorySync:
             os.environ,
             clock,
         )
+        self.lease_factory = lease_factory or self._lease
+        if lease_factory is None and settings.lease_s < minimum_duration(LONGEST_CALL_S):
+            raise ConfigError(
+                f"INVENTORY_LEASE_S={settings.lease_s:g} is too short: a write may take "
+                f"{LONGEST_CALL_S:g} s, so the lease must last at least "
+                f"{minimum_duration(LONGEST_CALL_S):g} s to stay trusted between renewals"
+            )
+
+    def _lease(self) -> Lease:
+        return Lease(
+            self.clients.ctp,
+            self.settings.lease_container,
+            LEASE_KEY,
+            self.settings.lease_s,
+            inflight_s=LONGEST_CALL_S,
+        )
 
     async def ready(self) -> None:
         await self.clients.ctp.check_ready()
@@ -253,7 +287,9 @@ class InventorySync:
         # The lease holder watches; not after an ERROR run: an upstream it could not reach
         # would fail every check again, and the run's own error already says which.
         if not dry_run and report.status not in (Status.SKIPPED, Status.ERROR):
-            watched = await self.watchdog.watch(run_succeeded=report.status is Status.OK)
+            watched = await self.watchdog.watch(
+                run_succeeded=report.status in (Status.OK, Status.DEGRADED)
+            )
             report.watchdog = watched.summary()
         _record_metrics(report)
         _log(report)
@@ -264,8 +300,7 @@ class InventorySync:
         return await self._by_mode(stopper, progress or NoProgress(), dry_run=True)
 
     async def _leased(self, started: float, progress: Progress | None) -> SyncReport:
-        ctp = self.clients.ctp
-        lease = Lease(ctp, self.settings.lease_container, LEASE_KEY, self.settings.lease_s)
+        lease = self.lease_factory()
         if not await lease.acquire():
             return SyncReport(Status.SKIPPED, holder=lease.other)
         try:
@@ -275,6 +310,8 @@ class InventorySync:
         except BaseException:
             await lease.release({"status": Status.ERROR.value})
             raise
+        if lease.renew_error is not None and report.error is None:
+            report.error = f"lease renewal failed: {lease.renew_error}"
         await lease.release(_short(report.summary()))
         return report
 
@@ -308,22 +345,40 @@ class InventorySync:
             # A delta merges into the per-node state (job/nodes.py): none kept yet, so the
             # totals of a delta could not be known. A full export starts it.
             choice = ExportChoice(None, "full export: no per-node state yet")
-        source = ExportSource(
+        export = ExportSource(
             self.clients.newstore, self.settings.match_field, choice.cursor, self.polls
         )
+        source = RetryingFailing(export, state.failing)  # kept failing SKUs: again
         report = await self._sync(source, stopper, progress, dry_run)
         report.mode, report.mode_reason = "incremental", choice.reason
         report.export = "delta" if source.delta else "full"
+        report.retried_failing = source.retried
         after = state
-        if not dry_run and _all_applied(report):
-            after = await self._advance(state, report.exported_cursor, full=not source.delta)
+        if not dry_run and _all_attempted(report):
+            failing = still_failing(
+                report.failed, report.failed_targets, state.failing, self.clock().isoformat()
+            )
+            after = await self._advance(state, report.exported_cursor, not source.delta, failing)
         report.cursor_before, report.cursor_after = state.last_updated_at, after.last_updated_at
+        report.failing = listed(after.failing, FAILED_LISTED)
+        if after.failing and report.status is Status.OK:
+            report.status = Status.DEGRADED  # the list could not be updated: still failing
         return report
 
-    async def _advance(self, state: CursorState, exported: int | None, full: bool) -> CursorState:
-        """Store the cursor of an export whose changes are all applied; answer the state in
-        force afterwards. Nothing is written when nothing changes (a quiet run)."""
-        new = advanced(state, exported, full, self.clock())
+    async def _advance(
+        self, state: CursorState, exported: int | None, full: bool, failing: Failing
+    ) -> CursorState:
+        """Store the cursor of an export whose writes were all attempted, with the SKUs that
+        failed (one write: neither is stored without the other); answer the state in force
+        afterwards. Nothing is written when nothing changes (a quiet run)."""
+        if len(failing) > MAX_FAILING:
+            log.error(
+                "too many failing SKUs to keep: the cursor stays, the next delta repeats them",
+                failing=len(failing),
+                limit=MAX_FAILING,
+            )
+            return state
+        new = replace(advanced(state, exported, full, self.clock()), failing=dict(failing))
         if new == state:
             return state
         try:
@@ -358,9 +413,11 @@ class InventorySync:
         report.created, report.updated = applied.created, applied.updated
         report.unchanged += applied.unchanged
         report.failed, report.remaining = applied.failed, applied.remaining
-        report.status, report.stopped = (
-            (Status.PARTIAL, stopper.reason()) if applied.remaining else (Status.OK, None)
-        )
+        report.failed_targets = applied.targets
+        if applied.remaining:
+            report.status, report.stopped = Status.PARTIAL, stopper.reason()
+        else:
+            report.status = Status.DEGRADED if applied.failed else Status.OK
         return report
 
     async def _refetch(self, channels: ChannelSync | None, skus: Sequence[str]) -> dict[Any, Entry]:
@@ -407,7 +464,7 @@ class InventorySync:
         with timed(phases, "read"):
             channels, channel_summary = await self._channels(create=not sample)
             snapshot, entries, per_store = await self._read(source, stopper, progress, channels)
-            if snapshot.complete and isinstance(source, ExportSource):
+            if snapshot.complete and _is_export(source):
                 await self._node_state(snapshot, save=not sample)
         if not snapshot.complete:
             report = SyncReport(
@@ -464,7 +521,9 @@ class InventorySync:
             # Every entry is needed: read them while NewStore is read.
             snapshot, entries, per_store = await together(
                 source.read(progress, stopper.stop),
-                read_channel_less_entries(ctp, progress) if self.aggregate else _no_entries(),
+                read_channel_less_entries(ctp, progress, self.settings.concurrency)
+                if self.aggregate
+                else _no_entries(),
                 read_channel_entries(ctp, ids, progress),
             )
             return snapshot, entries, per_store
@@ -497,7 +556,10 @@ class InventorySync:
             merged = merge_delta(stored, rows, self.settings.delta_rows)
             changed = rebucket(current, merged, replace_all=False)
             snapshot.nodes = merged
-            snapshot.atp = {sku: sum(nodes.values()) for sku, nodes in merged.items()}
+            # SKUs outside the delta's rows (kept failing ones retried, job/failing.py) keep
+            # the quantity they were given.
+            totals = {sku: sum(nodes.values()) for sku, nodes in merged.items()}
+            snapshot.atp = {**snapshot.atp, **totals}
         else:
             current = await self.nodes.load_all()
             changed = rebucket(current, rows, replace_all=True)
@@ -507,13 +569,21 @@ class InventorySync:
                 await self.nodes.mark_ready()
 
 
+def _is_export(source: StockSource) -> bool:
+    """An export (whose rows merge into the per-node state), kept failing SKUs added or not."""
+    inner = source.inner if isinstance(source, RetryingFailing) else source
+    return isinstance(inner, ExportSource)
+
+
 async def _no_entries() -> dict[str, Entry]:
     return {}
 
 
-def _all_applied(report: SyncReport) -> bool:
-    """Every change of the export is in commercetools: only then may the cursor move."""
-    return report.status is Status.OK and not report.failed and not report.remaining
+def _all_attempted(report: SyncReport) -> bool:
+    """Every write of the export was made or failed (the failures are then kept with the
+    cursor): only then may the cursor move. A run stopped early keeps it, and the next delta
+    holds the same changes again."""
+    return report.status in (Status.OK, Status.DEGRADED) and not report.remaining
 
 
 @dataclass
@@ -526,9 +596,7 @@ class Stopper:
     def reason(self) -> str | None:
         if time.monotonic() >= self.deadline:
             return "deadline"
-        if self.lease is not None and not self.lease.held():
-            return "lease_lost"
-        return None
+        return self.lease.stop_reason() if self.lease is not None else None
 
     def stop(self) -> bool:
         return self.reason() is not None
@@ -546,6 +614,8 @@ def timed(phases: dict[str, float], name: str) -> Iterator[None]:
 def _short(summary: dict[str, Any]) -> dict[str, Any]:
     """A summary small enough for a log line or the lease's `last_run`."""
     short = {key: value for key, value in summary.items() if key != "sample"}
+    if "failing" in short:
+        short["failing"] = short["failing"][:20]
     return {**short, "failed": summary["failed"][:5]}
 
 
@@ -560,7 +630,10 @@ def _record_metrics(report: SyncReport) -> None:
 
 def _log(report: SyncReport) -> None:
     fields = _short(report.summary())
-    level = (
-        "warning" if report.status in (Status.ERROR, Status.PARTIAL) or report.failed else "info"
-    )
+    if report.status is Status.DEGRADED:
+        level = "error"  # SKUs that stay wrong in commercetools until someone acts: alert
+    elif report.status in (Status.ERROR, Status.PARTIAL) or report.failed:
+        level = "warning"
+    else:
+        level = "info"
     getattr(log, level)("inventory sync", **fields)

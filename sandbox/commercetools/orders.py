@@ -1,7 +1,7 @@
-"""Order updates and channels in the commercetools emulator: `POST /{projectKey}/orders/{id}`
-(and `/orders/order-number={n}`) with the update actions the connector writes NewStore's
-lifecycle with, each publishing the Order Message commercetools publishes for it, and
-`POST /{projectKey}/channels` (the `newstore` Channel that `syncInfo` points at).
+"""Order updates in the commercetools emulator: `POST /{projectKey}/orders/{id}` (and
+`/orders/order-number={n}`) with the update actions the connector writes NewStore's
+lifecycle with, each publishing the Order Message commercetools publishes for it (the
+`newstore` Channel that `syncInfo` points at is created by the channel routes).
 
 Shapes follow ../shared/specs/commercetools/openapi.yaml: `OrderUpdate`, the order update
 actions `changeOrderState`, `changePaymentState`, `changeShipmentState`, `addDelivery` (with
@@ -304,25 +304,14 @@ def _objects(action: Json, name: str) -> list[Json]:
     return value
 
 
-def create_channel(emu: CommercetoolsEmulator, draft: Json) -> Json:
-    """`POST /{projectKey}/channels` with a `ChannelDraft` (key required, unique)."""
-    key = draft.get("key")
-    if not isinstance(key, str) or not key:
-        raise invalid_json("key: Missing required value")
-    if emu.collections["channel"].get_by_key(key) is not None:
-        raise duplicate("key", key)
-    roles = draft.get("roles") or ["InventorySupply"]  # the default role (ChannelDraft docs)
-    body = {k: v for k, v in draft.items() if k not in ("id", "version", "roles")}
-    return emu.put_resource("channel", {**body, "roles": roles})
-
-
 def install_order_updates(
     app: FastAPI,
     emu: CommercetoolsEmulator,
     base: str,
     body_of: Callable[[Request], Awaitable[Json]],
 ) -> None:
-    """The order update and channel routes (registered after `/orders/import`); `body_of`
+    """The order update routes (registered after `/orders/import`; channels are created by
+    the routes module's channel routes, with their draft checks); `body_of`
     reads a request's JSON object with the routes' errors."""
     updater = OrderUpdater(emu)
 
@@ -339,10 +328,6 @@ def install_order_updates(
         order = emu.get("order", order_id)
         return answer(updater.update(order, await body_of(request)), request)
 
-    @app.post(f"{base}/channels")
-    async def post_channel(request: Request) -> Response:
-        return JSONResponse(create_channel(emu, await body_of(request)), status_code=201)
-
 
 __all__ = [
     "ORDER_STATES",
@@ -350,6 +335,5 @@ __all__ = [
     "RETURN_SHIPMENT_STATES",
     "SHIPMENT_STATES",
     "OrderUpdater",
-    "create_channel",
     "install_order_updates",
 ]

@@ -53,9 +53,21 @@ def encode_export(
     return ("[" + ",".join(rows) + "]").encode()
 
 
-def zip_export(job: ExportJob, data: bytes) -> bytes:
-    """A zip holding the job's JSON file (the `zip` export format)."""
+# What an archiver on macOS adds beside the data: an AppleDouble resource fork (binary, not
+# JSON) under __MACOSX/, and a Finder .DS_Store.
+APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(64)
+
+
+def zip_export(job: ExportJob, data: bytes, extras: bool = False) -> bytes:
+    """A zip holding the job's JSON file (the `zip` export format); with `extras`, also a
+    directory entry, a `__MACOSX/` resource fork and a `.DS_Store`, as a zip made on a Mac
+    holds (assumption: NewStore's docs do not list the members of an export zip)."""
+    name = f"availabilities_{job.id}.json"
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
-        z.writestr(f"availabilities_{job.id}.json", data)
+        if extras:
+            z.writestr("export/", b"")
+            z.writestr(f"__MACOSX/._{name}", APPLE_DOUBLE)
+            z.writestr(".DS_Store", b"\x00\x00\x00\x01Bud1" + bytes(32))
+        z.writestr(name, data)
     return buffer.getvalue()

@@ -85,9 +85,13 @@ def _token_reply(token: str, ttl_s: float, **extra: Any) -> JSONResponse:
 def _job_view(job: ExportJob, request: Request) -> dict[str, Any]:
     view: dict[str, Any] = {"id": job.id, "availability_export_id": job.id, "state": job.state}
     if job.state == "finished":
-        base = str(request.base_url).rstrip("/")
-        view["link"] = f"{base}{SANDBOX_PREFIX}/exports/{job.id}.{job.format}"
         view["last_updated_at"] = job.last_updated_at
+        # assumption: an empty delta reported with last_updated_at 0 comes without a file
+        # (docs page availability_export_api is silent; NewStore's own integration code
+        # never downloads one then), so the emulator gives no link.
+        if not (job.cursor is not None and job.last_updated_at == 0):
+            base = str(request.base_url).rstrip("/")
+            view["link"] = f"{base}{SANDBOX_PREFIX}/exports/{job.id}.{job.format}"
     elif job.state == "failed":
         view["reason"] = "export failed (injected by the sandbox)"
     return view
@@ -210,10 +214,12 @@ def _add_stock_routes(app: FastAPI, state: NewStoreEmulator) -> None:
             return error_response(refusal.status, refusal.error_code, refusal.message)
         keys = state.row_keys()
         items = [state.stocked_product(p, n) for p, n in keys[offset : offset + limit]]
+        total = len(keys)
+        state.stock_page_served()
         return JSONResponse(
             {
                 "items": items,
-                "pagination_info": {"count": len(items), "total": len(keys), "offset": offset},
+                "pagination_info": {"count": len(items), "total": total, "offset": offset},
             }
         )
 

@@ -53,8 +53,13 @@ class EmulatorControls(BaseModel):
     )
     empty_delta_cursor_zero: bool = Field(
         False,
-        description="a delta export with no rows reports last_updated_at 0, as some "
-        "NewStore integrations expect; off: it reports the current revision",
+        description="a delta export with no rows reports last_updated_at 0 and no link, as "
+        "NewStore's own integration code expects; off: the current revision and a link",
+    )
+    export_zip_extras: bool = Field(
+        False,
+        description="a zip export also holds what archivers add: a __MACOSX/ resource fork, "
+        "a .DS_Store and a directory entry",
     )
     # assumption: NewStore's Availabilities Export page does not say what a global delta
     # holds for a changed product; its note that only a channel export re-exports "the whole
@@ -66,6 +71,13 @@ class EmulatorControls(BaseModel):
         "docs are silent), or every node it has now (a removed node is simply absent)",
     )
     stocked_products_max_limit: int = Field(STOCKED_PRODUCTS_MAX_LIMIT, ge=1)
+    stocked_products_delete_after_pages: int | None = Field(
+        None,
+        ge=1,
+        description="once this many stocked_products pages were served, delete the first "
+        "stock row (every later row moves one place down), once: stock that disappears "
+        "while it is read",
+    )
     # NewStore's documented rate limits and the readings the emulator assumes where the
     # documentation is silent: sandbox/newstore/limits.py.
     rate_limits: bool = Field(
@@ -149,6 +161,7 @@ class NewStoreEmulator:
         # it emits (sandbox.newstore.stream).
         self.stream = EventStream(tenant)
         self.lifecycle = Lifecycle(tenant, self.stream.publish)
+        self.stock_pages_served = 0
 
     # --- tokens -------------------------------------------------------------------------
 
@@ -240,6 +253,21 @@ class NewStoreEmulator:
         self._row_keys = None
         return n_skus * len(nodes)
 
+    def delete_stock_row(self, product_id: str, node: str) -> None:
+        """Remove one (product, node) row, as when a location stops stocking a product."""
+        del self.stock[product_id][node]
+        self.revision += 1
+        self.product_revision[product_id] = self.revision
+        self._row_keys = None
+
+    def stock_page_served(self) -> None:
+        """Count a stocked_products page; delete a row after the configured one."""
+        self.stock_pages_served += 1
+        if self.stock_pages_served == self.controls.stocked_products_delete_after_pages:
+            keys = self.row_keys()
+            if keys:
+                self.delete_stock_row(*keys[0])
+
     def row_keys(self) -> list[tuple[str, str]]:
         """Every (product, node) row in a stable order; rebuilt only when rows are added."""
         if self._row_keys is None:
@@ -274,6 +302,7 @@ class NewStoreEmulator:
         self._row_keys = None
         self.lifecycle.clear()
         self.stream.clear()
+        self.stock_pages_served = 0
 
     # --- orders -------------------------------------------------------------------------
 
@@ -369,7 +398,7 @@ class NewStoreEmulator:
             with _gc_paused():
                 data = encode_export(job, self.products, self.catalog_name, self.catalog_locale)
             if suffix == "zip":
-                data = zip_export(job, data)
+                data = zip_export(job, data, extras=self.controls.export_zip_extras)
             job.files[suffix] = data
         return job.files[suffix]
 

@@ -141,11 +141,14 @@ def test_a_per_store_entry_draft_is_valid_rest_and_graphql(captured: list[httpx.
     ]
     for draft in creates:
         assert schema_errors({"$ref": "#/components/schemas/InventoryEntryDraft"}, draft) == []
-    document = mutation_document(
+    document, variables = mutation_document(
         [Create("A", 1, "ch-2"), Create('B"', 0, 'ch-"3"'), Create("C", 2)]
     )
-    assert graphql_errors(document) == []
-    assert 'supplyChannel: {typeId: "channel", id: "ch-2"}' in document
+    assert graphql_errors(document, variables) == []
+    assert variables["d0"]["supplyChannel"] == {"typeId": "channel", "id": "ch-2"}
+    assert variables["d1"]["supplyChannel"]["id"] == 'ch-"3"'  # a value, never GraphQL syntax
+    assert "supplyChannel" not in variables["d2"]
+    assert "ch-2" not in document
 
 
 def test_a_wrong_channel_draft_is_caught_by_the_check() -> None:

@@ -111,23 +111,33 @@ def test_the_inventory_mutations_are_valid() -> None:
         *(Create(sku, 3) for sku in AWKWARD_SKUS),
         *(Update(sku, f"id-{i}", 2**40, 2**33) for i, sku in enumerate(AWKWARD_SKUS)),
     ]
-    document = mutation_document(batch)
-    assert graphql_errors(document) == []
-    # the inlined literals carry the values unchanged
+    document, variables = mutation_document(batch)
+    assert graphql_errors(document, variables) == []
+    # every value is a variable: the document holds no literal at all
     operation = graphql.parse(document).definitions[0]
     assert isinstance(operation, graphql.OperationDefinitionNode)
-    literals = [
-        graphql.value_from_ast_untyped(argument.value)
+    arguments = [
+        argument.value
         for field in operation.selection_set.selections
         if isinstance(field, graphql.FieldNode)
         for argument in field.arguments or ()
     ]
-    assert [literal["sku"] for literal in literals if isinstance(literal, dict)] == [
+    assert arguments and all(isinstance(value, graphql.VariableNode) for value in arguments)
+    assert [v["sku"] for k, v in variables.items() if k.startswith("d")] == [
         w.sku for w in batch if isinstance(w, Create)
     ]
-    assert [literal for literal in literals if isinstance(literal, str)] == [
+    assert [v for k, v in variables.items() if k.startswith("id")] == [
         w.entry_id for w in batch if isinstance(w, Update)
     ]
+    # a wrong type in a variable is refused by the schema, as the real API would
+    assert graphql_errors(document, {**variables, "id0": 7})
+    assert graphql_errors(document, {k: v for k, v in variables.items() if k != "d1"})
+
+
+def test_the_entry_look_up_is_valid() -> None:
+    where = 'supplyChannel is not defined and sku in ("ümlaut", "q\\"1")'
+    variables = {"where": where, "limit": inventory_reads.PAGE_LIMIT}
+    assert graphql_errors(inventory_reads.ENTRIES_WHERE, variables) == []
 
 
 def test_the_product_look_up_is_valid() -> None:
@@ -150,8 +160,9 @@ def _graphql_constants() -> Iterator[tuple[str, str]]:
 def test_every_graphql_constant_in_the_job_is_valid() -> None:
     constants = list(_graphql_constants())
     assert constants, "no GraphQL constant found under job/: is the scan still right?"
+    variables = {"skus": ["A"], "limit": 1, "where": 'sku = "A"'}
     for where, text in constants:
-        assert graphql_errors(text, {"skus": ["A"], "limit": 1}) == [], where
+        assert graphql_errors(text, variables) == [], where
 
 
 # --- REST: capturing what the client sends ------------------------------------------------------
@@ -470,7 +481,7 @@ def test_every_request_is_a_published_operation(captured: list[httpx.Request]) -
 
 def test_every_graphql_request_is_valid_for_the_schema(captured: list[httpx.Request]) -> None:
     bodies = [json.loads(r.content) for r in captured if r.url.path.endswith("/graphql")]
-    assert len(bodies) == 2
+    assert len(bodies) == 3  # the entry look-up, the product look-up, the mutations
     for body in bodies:
         assert graphql_errors(body["query"], body.get("variables")) == []
 

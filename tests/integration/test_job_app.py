@@ -16,6 +16,7 @@ from connector.settings import Settings
 from job.app import create_app
 from job.settings import InventorySettings
 from sandbox import catalog
+from sandbox.commercetools.errors import invalid_input
 from sandbox.server import serve_in_thread
 from sandbox.stack import Stack, running_stack
 from tests.job.conftest import no_inventory_variables
@@ -193,3 +194,23 @@ def test_cli_dry_run_prints_the_plan_and_writes_nothing(stack: Stack) -> None:
     assert channel_less(stack) != before
     assert "incremental (full export: no cursor yet)" in result.output
     assert "cursor before / exported / after" in result.output
+
+
+def test_a_run_with_a_refused_sku_answers_200_degraded_and_lists_it(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    update = stack.ctp.update_inventory
+
+    def refusing(entry_id: str, body: dict[str, Any]) -> Any:
+        if stack.ctp.collections["inventory-entry"].items[entry_id]["sku"] == sku(2):
+            raise invalid_input("refused by a validation rule")
+        return update(entry_id, body)
+
+    monkeypatch.setattr(stack.ctp, "update_inventory", refusing)
+    with job_client(stack, concurrency=4, sync_mode="incremental") as url:
+        answer = httpx.post(f"{url}/job", timeout=60)
+    # 200, not 5xx: Cloud Scheduler would retry a non-2xx at once, for nothing
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["status"] == "degraded" and body["cursor"]["after"] is not None
+    assert [entry["sku"] for entry in body["failing"]] == [sku(2)]

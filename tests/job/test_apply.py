@@ -18,6 +18,7 @@ from job.apply import (
     WriteOutcome,
     apply_writes,
     make_writer,
+    mutation_document,
     resolve_error,
 )
 from job.inventory_reads import fetch_channel_less
@@ -198,3 +199,33 @@ def test_resolve_error(write: Write, errors: list[dict[str, Any]], expected: Any
 
 def test_done_names_the_outcome() -> None:
     assert Done(WriteOutcome.CREATED).outcome == "created"
+
+
+AWKWARD = ["ümlaut-Größe", "emoji-😀", 'quote"d', "back\\slash", "漢字-1", "new\nline"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_non_ascii_and_awkward_skus_are_written_as_given(
+    ctp: CommercetoolsClient, ct_emulator: CommercetoolsEmulator, mode: str
+) -> None:
+    updated = [seed_entry(ct_emulator, f"{sku}-u", 1) for sku in AWKWARD]
+    writes: list[Write] = [Create(sku, 4) for sku in AWKWARD]
+    writes += [Update(e["sku"], e["id"], e["version"], 9) for e in updated]
+
+    result = await apply(ctp, mode, writes)
+
+    assert (result.created, result.updated, result.failed) == (len(AWKWARD), len(AWKWARD), [])
+    assert all(entry_of(ct_emulator, sku)["quantityOnStock"] == 4 for sku in AWKWARD)
+    assert all(entry_of(ct_emulator, f"{sku}-u")["quantityOnStock"] == 9 for sku in AWKWARD)
+
+
+def test_the_mutation_document_carries_no_value() -> None:
+    batch: list[Write] = [Create("ümlaut-😀", 3), Update('q"1', "entry-ü", 7, 12)]
+    document, variables = mutation_document(batch)
+    assert not any(text in document for text in ("ümlaut", "entry-ü", "q\\", '"'))
+    assert variables == {
+        "d0": {"sku": "ümlaut-😀", "quantityOnStock": 3},
+        "id1": "entry-ü",
+        "v1": 7,
+        "a1": [{"changeQuantity": {"quantity": 12}}],
+    }

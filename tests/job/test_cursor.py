@@ -80,7 +80,7 @@ async def test_stored_and_read_back_with_optimistic_concurrency(
     stored = await store.load()
     assert (stored.last_updated_at, stored.full_reconciled_at, stored.version) == (41, NOW, 1)
     value = ct_emulator.get_custom_object("jobs", "inventory-cursor")["value"]
-    assert value == {"last_updated_at": 41, "full_reconciled_at": NOW.isoformat()}
+    assert value == {"last_updated_at": 41, "full_reconciled_at": NOW.isoformat(), "failing": {}}
 
     assert await store.save(advanced(stored, 50, False, NOW))
     # a writer that read before that save must not overwrite it

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from connector.newstore import NewStoreClient
 from connector.settings import NewStoreSettings
@@ -146,6 +147,74 @@ async def test_a_failed_export_is_an_error(
         await source(newstore).read()
 
 
+async def test_an_empty_delta_without_a_link_is_nothing_changed(
+    newstore: NewStoreClient, ns_emulator: NewStoreEmulator
+) -> None:
+    seed(ns_emulator)
+    full = await source(newstore).read()
+    ns_emulator.controls.empty_delta_cursor_zero = True  # last_updated_at 0 and no link
+    before = newstore.requests
+
+    quiet = await source(newstore, full.cursor).read()
+
+    assert (quiet.complete, quiet.delta, quiet.atp, quiet.rows, quiet.cursor) == (
+        True,
+        True,
+        {},
+        0,
+        0,
+    )
+    # the start and two polls ('processing', then 'finished'): nothing to download
+    assert newstore.requests - before == 3
+
+
+async def test_a_full_export_without_a_link_is_still_an_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(201, json={"id": "e1", "state": "processing"})
+        return httpx.Response(200, json={"state": "finished", "last_updated_at": 0})
+
+    async with scripted(handler) as client:
+        with pytest.raises(ExportFailed, match="without a link"):
+            await source(client).read()
+
+
+async def test_a_zip_with_macosx_members_and_dotfiles_reads_only_the_export(
+    newstore: NewStoreClient, ns_emulator: NewStoreEmulator
+) -> None:
+    seed(ns_emulator, products=5)
+    ns_emulator.controls.export_format = "zip"
+    ns_emulator.controls.export_zip_extras = True
+    snapshot = await source(newstore).read()
+    assert snapshot.atp == {f"SKU-{p}": 30 for p in range(5)}
+    assert (snapshot.rows, snapshot.rows_without_key) == (15, 0)
+
+
+@pytest.mark.parametrize("state", ["error", "cancelled", "queued"])
+async def test_an_undocumented_state_is_waited_on_up_to_the_export_timeout(state: str) -> None:
+    polls: list[str] = []
+    now = [0.0]
+
+    async def sleep(delay: float) -> None:
+        now[0] += delay
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(201, json={"id": "e1", "state": "processing"})
+        polls.append(request.url.path)
+        return httpx.Response(200, json={"id": "e1", "state": state})
+
+    policy = PollPolicy(timeout_s=30, first_s=1, max_s=10)
+    async with scripted(handler) as client:
+        export = ExportSource(client, "sku", 3, policy, sleep=sleep, clock=lambda: now[0])
+        with capture_logs() as logs:
+            snapshot = await export.read()
+    assert (snapshot.complete, snapshot.stopped) == (False, EXPORT_TIMEOUT)
+    assert now[0] == 30 and len(polls) == 6  # 1, 2, 4, 8, 10, and the last at the deadline
+    undocumented = [line for line in logs if "undocumented state" in line["event"]]
+    assert len(undocumented) == 1 and undocumented[0]["state"] == state  # logged once
+
+
 async def test_a_disabled_export_api_is_unavailable(
     newstore: NewStoreClient, ns_emulator: NewStoreEmulator
 ) -> None:
@@ -233,6 +302,8 @@ def zipped(data: bytes) -> bytes:
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("part-1.json", data)
         archive.writestr("empty/", b"")
+        archive.writestr("__MACOSX/._part-1.json", b"\x00\x05\x16\x07 not json")
+        archive.writestr("nested/.DS_Store", b"\x00\x00\x00\x01Bud1")
     return buffer.getvalue()
 
 
@@ -249,7 +320,16 @@ def test_every_file_format_gives_the_same_rows(encode: Callable[[bytes], bytes])
     assert (snapshot.atp, snapshot.rows, snapshot.rows_without_key) == ({"SKU-1": 7}, 2, 1)
 
 
-@pytest.mark.parametrize("data", [b'[{"product_id": "P"', b"PK\x03\x04broken", b"\x1f\x8bxx"])
+def only_junk() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("__MACOSX/._x.json", b"\x00\x05")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "data", [b'[{"product_id": "P"', b"PK\x03\x04broken", b"\x1f\x8bxx", only_junk()]
+)
 def test_an_unreadable_file_is_an_export_failure(data: bytes) -> None:
     with as_file(data) as file, pytest.raises(ExportFailed, match="unreadable"):
         read_export_file(file, "sku")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,11 +14,14 @@ from structlog.testing import capture_logs
 
 from connector.commercetools import CommercetoolsClient
 from connector.newstore import NewStoreClient
+from connector.settings import ConfigError
 from job.cursor import CURSOR_KEY
 from job.export import PollPolicy
+from job.lease import Lease
 from job.settings import InventorySettings
 from job.sync import InventorySync, JobClients, Status, SyncReport
 from sandbox.commercetools import CommercetoolsEmulator
+from sandbox.commercetools.errors import invalid_input
 from sandbox.newstore import NewStoreEmulator
 from tests.job.conftest import FAST_RETRY, sandbox_ctp_settings
 
@@ -88,6 +92,10 @@ def stored_cursor(emulator: CommercetoolsEmulator) -> tuple[int | None, int]:
     """(last_updated_at, version) of the cursor object."""
     stored = emulator.get_custom_object(CONTAINER, CURSOR_KEY)
     return stored["value"]["last_updated_at"], stored["version"]
+
+
+def stored_failing(emulator: CommercetoolsEmulator) -> dict[str, Any]:
+    return emulator.get_custom_object(CONTAINER, CURSOR_KEY)["value"]["failing"]  # type: ignore[no-any-return]
 
 
 def change(emulator: NewStoreEmulator, rows: list[tuple[int, str, int]]) -> None:
@@ -177,8 +185,14 @@ async def test_no_change_means_no_write_and_a_cursor_that_stays(
         "after": before[0],
     }
     assert stored_cursor(ct_emulator) == before  # not even rewritten
-    # lease (3), cursor read, the per-node state's marker, export start, two polls, download
-    assert total_requests(quiet) == 9
+    # lease (3), cursor read, the per-node state's marker, export start, two polls, and the
+    # download unless NewStore reported the empty delta with last_updated_at 0 and no link
+    assert total_requests(quiet) == (8 if empty_delta_cursor_zero else 9)
+    # and the next change still arrives in a delta from the same cursor
+    change(ns_emulator, [(4, "STORE02", 11)])
+    after = await sync.run()
+    assert (after.export, after.updated, after.cursor_before) == ("delta", 1, before[0])
+    assert held(ct_emulator) == targets(ns_emulator)
 
 
 class RefusingWrites(httpx.AsyncBaseTransport):
@@ -205,7 +219,7 @@ async def failing_ctp(ct_app: FastAPI) -> AsyncIterator[CommercetoolsClient]:
         yield client
 
 
-async def test_a_failure_mid_run_keeps_the_cursor_and_the_next_run_heals(
+async def test_a_failure_mid_run_moves_the_cursor_keeps_the_skus_and_the_next_run_heals(
     ctp: CommercetoolsClient,
     failing_ctp: CommercetoolsClient,
     newstore: NewStoreClient,
@@ -219,17 +233,21 @@ async def test_a_failure_mid_run_keeps_the_cursor_and_the_next_run_heals(
 
     broken = await make_sync(failing_ctp, newstore, clock, graphql_batch=1).run()
 
-    assert broken.status is Status.OK and broken.updated == 2
+    assert broken.status is Status.DEGRADED and broken.updated == 2
     assert len(broken.failed) == 4  # commercetools down after two writes
-    assert broken.summary()["cursor"]["after"] == cursor[0]
-    assert stored_cursor(ct_emulator) == cursor
+    # the cursor moves on; the four SKUs are kept, with what they should hold
+    assert broken.summary()["cursor"]["after"] == ns_emulator.revision > (cursor[0] or 0)
+    kept = stored_failing(ct_emulator)
+    assert sorted(kept) == [sku(i) for i in range(3, 7)]
+    assert all(kept[sku(i)]["quantity"] == targets(ns_emulator)[sku(i)] for i in range(3, 7))
     assert held(ct_emulator) != targets(ns_emulator)
 
     healed = await make_sync(ctp, newstore, clock).run()
-    # the same delta again: the two written before are unchanged now
-    assert (healed.export, healed.updated, healed.unchanged) == ("delta", 4, 2)
+    # an empty delta, and the four kept SKUs retried from the list
+    assert (healed.status, healed.export, healed.stock_rows) == (Status.OK, "delta", 0)
+    assert (healed.retried_failing, healed.updated, healed.failing) == (4, 4, [])
     assert held(ct_emulator) == targets(ns_emulator)
-    assert stored_cursor(ct_emulator)[0] == ns_emulator.revision > (cursor[0] or 0)
+    assert stored_failing(ct_emulator) == {}
 
 
 async def test_an_export_that_never_finishes_ends_at_its_deadline_with_a_clear_status(
@@ -342,3 +360,130 @@ async def test_a_dry_run_plans_the_delta_and_moves_no_cursor(
     assert dry.sample and dry.sample[0]["sku"] == sku(4)
     assert stored_cursor(ct_emulator) == cursor
     assert (await sync.run()).updated == 1  # the real run still sees the change
+
+
+class SlowWritesFailingLease(httpx.AsyncBaseTransport):
+    """commercetools whose GraphQL mutations each take a little while, and whose lease
+    renewals (Custom Object writes after the first) fail with an error that is not an
+    upstream error (a bug, a broken proxy answer)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.inner = httpx.ASGITransport(app)
+        self.lease_writes = 0
+        self.mutations = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/custom-objects") and b"inventory-sync" in request.content:
+            self.lease_writes += 1
+            if self.lease_writes == 2:  # the first renewal
+                raise RuntimeError("renewal broke")
+        if request.url.path.endswith("/graphql") and b"mutation" in request.content:
+            self.mutations += 1
+            await asyncio.sleep(0.05)
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_renewal_failure_of_any_kind_stops_the_run_and_is_reported(
+    ct_app: FastAPI,
+    newstore: NewStoreClient,
+    ns_emulator: NewStoreEmulator,
+    ct_emulator: CommercetoolsEmulator,
+    clock: Clock,
+) -> None:
+    transport = SlowWritesFailingLease(ct_app)
+    http = httpx.AsyncClient(transport=transport)
+    async with CommercetoolsClient(sandbox_ctp_settings(), http=http, retry=FAST_RETRY) as ctp:
+        inventory = InventorySettings(concurrency=1, graphql_batch=1, sync_mode="full")
+
+        def lease() -> Lease:
+            # renewed as soon as the run starts; trusted as long as renewals work
+            return Lease(ctp, CONTAINER, "inventory-sync", 600, inflight_s=125, renew_every_s=0.01)
+
+        sync = InventorySync(JobClients(ctp, newstore), inventory, clock=clock, lease_factory=lease)
+        report = await sync.run()  # never raises
+
+    body = report.summary()
+    assert (body["status"], body["stopped"]) == ("partial", "lease_renewal_failed")
+    assert "renewal broke" in body["error"]
+    # nothing was started after the failure: at most the batch in flight then was written
+    assert transport.mutations <= 1 and body["created"] + body["updated"] <= 1
+    released = ct_emulator.get_custom_object(CONTAINER, "inventory-sync")["value"]
+    assert released["last_run"]["stopped"] == "lease_renewal_failed"
+
+
+def test_a_lease_too_short_for_the_longest_write_is_refused(
+    ctp: CommercetoolsClient, newstore: NewStoreClient
+) -> None:
+    with pytest.raises(ConfigError, match="INVENTORY_LEASE_S=120 is too short"):
+        InventorySync(JobClients(ctp, newstore), InventorySettings(lease_s=120))
+
+
+POISON = sku(3)
+
+
+async def test_a_sku_refused_on_every_run_never_stalls_the_cursor_and_heals_when_fixed(
+    ctp: CommercetoolsClient,
+    newstore: NewStoreClient,
+    ns_emulator: NewStoreEmulator,
+    ct_emulator: CommercetoolsEmulator,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    refusals: list[str] = []
+    update = ct_emulator.update_inventory
+
+    def refusing(entry_id: str, body: dict[str, Any]) -> Any:
+        entry = ct_emulator.collections["inventory-entry"].items[entry_id]
+        if entry["sku"] == POISON:
+            refusals.append(entry["sku"])
+            raise invalid_input("quantityOnStock: refused by a merchant's validation")
+        return update(entry_id, body)
+
+    monkeypatch.setattr(ct_emulator, "update_inventory", refusing)
+    sync = make_sync(ctp, newstore, clock)
+
+    with capture_logs() as logs:
+        first = await sync.run()
+    # a first run (a full export) with a permanent failure still stores its cursor
+    body = first.summary()
+    assert (body["status"], body["export"]) == ("degraded", "full")
+    assert body["cursor"]["after"] == stored_cursor(ct_emulator)[0] == ns_emulator.revision
+    assert [f["sku"] for f in body["failing"]] == [POISON]
+    assert "refused by a merchant" in body["failing"][0]["reason"]
+    assert [line["log_level"] for line in logs if line["event"] == "inventory sync"] == ["error"]
+
+    change(ns_emulator, [(5, "DC01", 33)])
+    second = await sync.run()
+    # a delta, not a full export again: the cursor moved; the poisoned SKU is retried
+    assert (second.status, second.export, second.retried_failing) == (Status.DEGRADED, "delta", 1)
+    assert second.updated == 1 and [s for s, _ in second.failed] == [POISON]
+    assert stored_cursor(ct_emulator)[0] == ns_emulator.revision
+    assert refusals == [POISON, POISON]  # what commercetools received: one refusal a run
+
+    monkeypatch.setattr(ct_emulator, "update_inventory", update)  # the merchant fixes it
+    third = await sync.run()
+    assert (third.status, third.export, third.updated, third.failing) == (
+        Status.OK,
+        "delta",
+        1,
+        [],
+    )
+    assert held(ct_emulator) == targets(ns_emulator)
+    assert stored_failing(ct_emulator) == {}
+    fourth = await sync.run()  # nothing left to retry: a quiet run writes nothing
+    assert (fourth.status, fourth.retried_failing, fourth.updated) == (Status.OK, 0, 0)
+
+
+async def test_full_mode_never_writes_from_a_read_that_lost_a_row(
+    ctp: CommercetoolsClient,
+    newstore: NewStoreClient,
+    ns_emulator: NewStoreEmulator,
+    ct_emulator: CommercetoolsEmulator,
+    clock: Clock,
+) -> None:
+    ns_emulator.controls.stocked_products_delete_after_pages = 2  # P1 at DC01 goes mid-read
+    report = await make_sync(
+        ctp, newstore, clock, sync_mode="full", newstore_page_size=10, concurrency=2
+    ).run()
+    assert report.status is Status.OK and report.stock_rows == 3 * PRODUCTS - 1
+    assert held(ct_emulator) == targets(ns_emulator)  # the truth after the deletion

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from connector.http import RetryPolicy
 from connector.newstore import NewStoreClient
@@ -107,19 +108,36 @@ async def test_the_stop_signal_leaves_the_snapshot_incomplete(
 
 class FakeStock:
     """Serves pages of a list of rows, optionally pages shorter than asked, and optionally
-    inserting a row at the front after the first page (stock added while it is read)."""
+    changing the rows before the `change_at`-th request (stock changing while it is read):
+    inserting a row at the front, or deleting the first one; `every` repeats the change
+    before each later read too."""
 
-    def __init__(self, rows: list[dict[str, Any]], short_page: int = 0, insert: bool = False):
+    def __init__(
+        self,
+        rows: list[dict[str, Any]],
+        short_page: int = 0,
+        insert: bool = False,
+        delete: bool = False,
+        change_at: int = 2,
+        every: int = 0,
+    ):
         self.rows = rows
         self.short_page = short_page
         self.insert = insert
+        self.delete = delete
+        self.change_at = change_at
+        self.every = every
         self.calls: list[tuple[int, int]] = []
 
     async def stocked_products(self, limit: int, offset: int) -> dict[str, Any]:
         self.calls.append((limit, offset))
-        if self.insert and len(self.calls) == 2:
-            new = {"product_id": "NEW", "sku": "NEW", "fulfillment_node_id": "X", "atp": 1}
-            self.rows.insert(0, new)
+        n = len(self.calls)
+        if n == self.change_at or (self.every and n > self.change_at and n % self.every == 0):
+            if self.insert:
+                new = {"product_id": f"NEW{n}", "sku": "NEW", "fulfillment_node_id": "X", "atp": 1}
+                self.rows.insert(0, new)
+            if self.delete:
+                self.rows.pop(0)
         served = min(limit, self.short_page) if self.short_page and offset else limit
         items = self.rows[offset : offset + served]
         await asyncio.sleep(0)
@@ -127,13 +145,53 @@ class FakeStock:
         return {"items": items, "pagination_info": info}
 
 
-async def test_rows_shifted_by_a_concurrent_insert_are_read_once() -> None:
-    fake = FakeStock(stock_rows(10), insert=True)
+def truth(rows: list[dict[str, Any]]) -> dict[str, int]:
+    atp: dict[str, int] = {}
+    for row in rows:
+        atp[row["sku"]] = atp.get(row["sku"], 0) + row["atp"]
+    return atp
+
+
+@pytest.mark.parametrize("change", ["insert", "delete"])
+async def test_stock_that_changed_under_the_read_is_read_again(change: str) -> None:
+    fake = FakeStock(stock_rows(10), **{change: True})
     snapshot = await StockedProductsSource(fake, "sku", 10, 1).read()  # type: ignore[arg-type]
-    # The row pushed past the end is read from the tail; the one that moved onto an
-    # already read page is not counted twice. The new row itself waits for the next run.
-    assert snapshot.duplicate_rows == 1
-    assert snapshot.atp == expected_atp(10)
+    # the first read saw totals 30 then 31 (or 29): not used; the second one is the truth
+    assert snapshot.complete and snapshot.atp == truth(fake.rows)
+    assert (snapshot.rows, snapshot.duplicate_rows) == (len(fake.rows), 0)
+    # page 0, then 10 and 20; read again over the new total (a short last page after a
+    # deletion is completed by asking for its missing row, which is gone)
+    assert len(fake.calls) == (3 + 4 if change == "insert" else 4 + 3)
+
+
+async def test_stock_that_never_holds_still_gives_no_snapshot() -> None:
+    fake = FakeStock(stock_rows(10), delete=True, every=2)
+    source = StockedProductsSource(fake, "sku", 10, 1, attempts=3)
+    with capture_logs() as logs:
+        snapshot = await source.read()  # type: ignore[arg-type]
+    assert (snapshot.complete, snapshot.stopped, snapshot.atp) == (
+        False,
+        "stock_changed_during_read",
+        {},
+    )
+    assert [line["log_level"] for line in logs].count("warning") == 3
+    assert logs[-1]["log_level"] == "error"
+
+
+async def test_a_row_deleted_mid_read_in_the_emulator_is_never_a_smaller_total(
+    newstore: NewStoreClient, ns_emulator: NewStoreEmulator
+) -> None:
+    ns_emulator.clear()
+    ns_emulator.set_stock(stock_rows(100))  # 300 rows, 3 pages of 100
+    ns_emulator.controls.stocked_products_delete_after_pages = 1  # P0 at DC01 goes
+    snapshot = await StockedProductsSource(newstore, "sku", 100, 2).read()
+    held = {
+        ns_emulator.products[p]: sum(atp for atp, _ in nodes.values())
+        for p, nodes in ns_emulator.stock.items()
+    }
+    assert snapshot.complete and snapshot.rows == 299 and snapshot.atp == held
+    # read twice: the first saw the total change (and asked for its short page's last row)
+    assert page_requests(ns_emulator) == 4 + 3
 
 
 async def test_a_short_page_is_completed_by_asking_for_the_rest() -> None:
