@@ -17,6 +17,8 @@ from rich.table import Table
 from connector import deploy
 from connector.commercetools import CommercetoolsClient
 from connector.logs import configure_logging
+from connector.newstore import NewStoreClient
+from lifecycle import registration
 from sandbox import catalog
 from sandbox.stack import Stack, running_stack
 
@@ -27,9 +29,10 @@ def run_demo(order_count: int = 4) -> None:
     configure_logging("WARNING")
     started = time.monotonic()
     console.print("starting the emulators and both apps on loopback...")
-    with running_stack(with_job_app=True) as stack:
+    with running_stack(with_job_app=True, with_lifecycle_app=True) as stack:
         _show_services(stack)
         _step("post-deploy", _deploy(stack, deploy.post_deploy))
+        _step("post-deploy", _lifecycle_integration(stack, remove=False))
         _seed_stale_inventory(stack)
         _step(
             "catalog",
@@ -37,8 +40,10 @@ def run_demo(order_count: int = 4) -> None:
             f"stock at {len(catalog.FULFILLMENT_NODES)} fulfillment nodes",
         )
         _orders(stack, order_count)
+        _shipping(stack)
         _inventory(stack)
         _step("pre-undeploy", _deploy(stack, lambda ctp, _: deploy.pre_undeploy(ctp)))
+        _step("pre-undeploy", _lifecycle_integration(stack, remove=True))
     console.print(f"[green]demo finished in {time.monotonic() - started:.1f} s[/green]")
 
 
@@ -65,6 +70,8 @@ def _show_services(stack: Stack) -> None:
     table.add_row("Pub/Sub push simulator", stack.pubsub_url)
     table.add_row("event app (POST /event)", str(stack.event_url))
     table.add_row("job app (POST /job)", str(stack.job_url))
+    if stack.lifecycle_url:
+        table.add_row("lifecycle app (POST /lifecycle)", stack.lifecycle_url)
     console.print(table)
 
 
@@ -79,6 +86,45 @@ def _deploy(stack: Stack, script: Any) -> str:
             return f"subscription {deploy.SUBSCRIPTION_KEY} {result.action}"
 
     return asyncio.run(run())
+
+
+def _lifecycle_integration(stack: Stack, *, remove: bool) -> str:
+    async def run() -> str:
+        async with NewStoreClient(stack.settings().newstore) as newstore:
+            settings = stack.lifecycle_settings()
+            if remove:
+                result = await registration.remove_integration(newstore, settings)
+            else:
+                result = await registration.ensure_integration(newstore, settings)
+            return f"event stream integration {result.integration_id} {result.action}"
+
+    return asyncio.run(run())
+
+
+def _shipping(stack: Stack) -> None:
+    """The first order ships in NewStore; commercetools shows it Shipped, with tracking."""
+    order_id = next(iter(o.external_id for o in stack.newstore.orders.values()))
+    ns_id = stack.newstore.orders[order_id].id
+    with httpx.Client(base_url=stack.newstore_url, timeout=30) as newstore:
+        for body in (
+            {"step": "assign"},
+            {"step": "ready"},
+            {"step": "ship", "carrier": "UPS", "tracking_code": "1Z999AA10123456784"},
+        ):
+            newstore.post(f"/_sandbox/orders/{ns_id}/lifecycle", json=body).raise_for_status()
+        newstore.post("/_sandbox/stream/deliver").raise_for_status()
+    order = stack.ctp.collections["order"].get(order_id)
+    assert order is not None
+    deliveries = (order.get("shippingInfo") or {}).get("deliveries") or []
+    tracking = [p.get("trackingData", {}) for d in deliveries for p in d.get("parcels", [])]
+    _step(
+        "shipped in NewStore",
+        f"order {order.get('orderNumber')}: shipmentState {order.get('shipmentState')}, "
+        f"{len(deliveries)} delivery, tracking "
+        + ", ".join(f"{t.get('carrier')} {t.get('trackingId')}" for t in tracking),
+    )
+    if order.get("shipmentState") != "Shipped":
+        raise SystemExit("the shipment did not reach commercetools")
 
 
 def _seed_stale_inventory(stack: Stack) -> None:
