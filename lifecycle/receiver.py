@@ -27,9 +27,6 @@ from lifecycle.settings import LifecycleSettings
 log = structlog.get_logger("lifecycle")
 Json = dict[str, Any]
 T = TypeVar("T")
-# How long the inbox write may take (its in-request retries included) before the receiver
-# gives up and answers 503: NewStore keeps the event, and the answer stays fast.
-INBOX_WRITE_BUDGET_S = 1.5
 
 
 @dataclass(frozen=True)
@@ -80,7 +77,7 @@ class LifecycleReceiver:
 
     async def _keep(self, event: Any, reason: str, fields: Json) -> Receipt:
         try:
-            await self._within(self.inbox.put(event, reason), INBOX_WRITE_BUDGET_S)
+            await self._within(self.inbox.put(event, reason), self.settings.inbox_write_budget_s)
         except (UpstreamError, TimeoutError) as error:
             # Nowhere to keep it: 5xx stops the stream, and NewStore keeps the event.
             log.error("event not stored: inbox unavailable", **fields, error=str(error)[:200])
