@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import statistics
 import time
 from collections import Counter
@@ -173,7 +174,10 @@ def answer_times(count: int, rate: float, ms: float) -> Json:
             log = steps.get("/_sandbox/events").json()["events"]
         skipped = ("order.created", "fulfillment_request.assigned")
         events = [e for e in log if e["name"] not in skipped]
-        bodies = events + events  # every event twice, as at-least-once delivery may
+        # Every event twice, as at-least-once delivery may, shuffled (seeded): in a real
+        # stream one order's events are minutes apart, not back to back.
+        bodies = events + events
+        random.Random(13).shuffle(bodies)
         for url in (ct.url, ns.url):
             put_controls(url, latency_ms=ms)
         reset_counters(ct.url)

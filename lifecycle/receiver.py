@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -25,9 +26,7 @@ from lifecycle.settings import LifecycleSettings
 
 log = structlog.get_logger("lifecycle")
 Json = dict[str, Any]
-# How long the inbox write may take (its in-request retries included) before the receiver
-# gives up and answers 503: NewStore keeps the event, and the answer stays fast.
-INBOX_WRITE_BUDGET_S = 1.5
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -46,6 +45,7 @@ class LifecycleReceiver:
         self.applier = LifecycleApplier(ctp, newstore, settings)
         self.inbox = Inbox(ctp, settings.inbox_container, settings.inbox_max_attempts)
         # Digests have one length: compare_digest's time says nothing about the key's.
+        self._background: set[asyncio.Future[Any]] = set()
         self._key_digest = hashlib.sha256(settings.api_key.get_secret_value().encode()).digest()
 
     def authorized(self, authorization: str | None) -> bool:
@@ -63,7 +63,7 @@ class LifecycleReceiver:
             log.info("event ignored", **fields)
             return Receipt(200, {"outcome": "ignored", "event": event.name})
         try:
-            result = await asyncio.wait_for(self.applier.apply(event), self.settings.apply_budget_s)
+            result = await self._within(self.applier.apply(event), self.settings.apply_budget_s)
         except (Deferred, UpstreamError, TimeoutError) as problem:
             reason = problem.reason if isinstance(problem, Deferred) else type(problem).__name__
             return await self._keep(event, reason, fields)
@@ -77,7 +77,7 @@ class LifecycleReceiver:
 
     async def _keep(self, event: Any, reason: str, fields: Json) -> Receipt:
         try:
-            await asyncio.wait_for(self.inbox.put(event, reason), INBOX_WRITE_BUDGET_S)
+            await self._within(self.inbox.put(event, reason), self.settings.inbox_write_budget_s)
         except (UpstreamError, TimeoutError) as error:
             # Nowhere to keep it: 5xx stops the stream, and NewStore keeps the event.
             log.error("event not stored: inbox unavailable", **fields, error=str(error)[:200])
@@ -85,11 +85,30 @@ class LifecycleReceiver:
         log.warning("event queued in the inbox", **fields, reason=reason)
         return Receipt(200, {"event": event.name, "outcome": "queued", "reason": reason})
 
+    async def _within(self, work: Coroutine[Any, Any, T], budget_s: float) -> T:
+        """The result of `work`, or TimeoutError after `budget_s`; the work is never
+        cancelled (a cancelled request can leave its pooled connection unusable): it goes on
+        in the background, and whatever it still changes is idempotent."""
+        task = asyncio.ensure_future(work)
+        done, _ = await asyncio.wait({task}, timeout=budget_s)
+        if not done:
+            self._background.add(task)
+            task.add_done_callback(self._finished)
+            raise TimeoutError
+        return task.result()
+
+    def _finished(self, task: asyncio.Future[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.info("late work failed", error_type=type(task.exception()).__name__)
+
     async def ready(self) -> None:
         await self.ctp.ensure_token()
         await self.newstore.ensure_token()
 
     async def aclose(self) -> None:
+        if self._background:
+            await asyncio.wait(self._background, timeout=5)
         await self.ctp.aclose()
         await self.newstore.aclose()
 

@@ -32,7 +32,10 @@ class LifecycleSettings(BaseSettings):
     records_container: str = Field("newstore-connector-lifecycle", pattern=KEY_PATTERN)
     # How long the receiver tries to apply an event before it puts it in the inbox instead:
     # NewStore waits for the answer, and a slow answer holds the stream back.
-    apply_budget_s: float = Field(0.8, gt=0, le=10)
+    apply_budget_s: float = Field(0.5, gt=0, le=10)
+    # How long the inbox write may take (its in-request retries included) before the receiver
+    # answers 503 instead: NewStore keeps the event, and the answer stays under a second.
+    inbox_write_budget_s: float = Field(0.4, gt=0, le=10)
     # Re-reads of an order after a 409 ConcurrentModification, per event.
     conflict_retries: int = Field(3, ge=0, le=10)
     # Drain attempts before an inbox entry is parked (kept, skipped, listed for an operator).

@@ -17,7 +17,9 @@ from rich.table import Table
 from connector import deploy
 from connector.commercetools import CommercetoolsClient
 from connector.logs import configure_logging
+from connector.newstore import NewStoreClient
 from job.settings import InventorySettings
+from lifecycle import registration
 from sandbox import catalog
 from sandbox.stack import Stack, running_stack
 
@@ -30,9 +32,12 @@ def run_demo(order_count: int = 4) -> None:
     console.print("starting the emulators and both apps on loopback...")
     # Per-store stock as well as the total: one supply channel per NewStore location.
     job_settings = InventorySettings(channels="both")
-    with running_stack(with_job_app=True, job_settings=job_settings) as stack:
+    with running_stack(
+        with_job_app=True, job_settings=job_settings, with_lifecycle_app=True
+    ) as stack:
         _show_services(stack)
         _step("post-deploy", _deploy(stack, deploy.post_deploy))
+        _step("post-deploy", _lifecycle_integration(stack, remove=False))
         _seed_stale_inventory(stack)
         _step(
             "catalog",
@@ -40,9 +45,11 @@ def run_demo(order_count: int = 4) -> None:
             f"stock at {len(catalog.FULFILLMENT_NODES)} fulfillment nodes",
         )
         _orders(stack, order_count)
+        _shipping(stack)
         _cancellation(stack)
         _inventory(stack)
         _step("pre-undeploy", _deploy(stack, lambda ctp, _: deploy.pre_undeploy(ctp)))
+        _step("pre-undeploy", _lifecycle_integration(stack, remove=True))
     console.print(f"[green]demo finished in {time.monotonic() - started:.1f} s[/green]")
 
 
@@ -69,6 +76,8 @@ def _show_services(stack: Stack) -> None:
     table.add_row("Pub/Sub push simulator", stack.pubsub_url)
     table.add_row("event app (POST /event)", str(stack.event_url))
     table.add_row("job app (POST /job)", str(stack.job_url))
+    if stack.lifecycle_url:
+        table.add_row("lifecycle app (POST /lifecycle)", stack.lifecycle_url)
     console.print(table)
 
 
@@ -83,6 +92,45 @@ def _deploy(stack: Stack, script: Any) -> str:
             return f"subscription {deploy.SUBSCRIPTION_KEY} {result.action}"
 
     return asyncio.run(run())
+
+
+def _lifecycle_integration(stack: Stack, *, remove: bool) -> str:
+    async def run() -> str:
+        async with NewStoreClient(stack.settings().newstore) as newstore:
+            settings = stack.lifecycle_settings()
+            if remove:
+                result = await registration.remove_integration(newstore, settings)
+            else:
+                result = await registration.ensure_integration(newstore, settings)
+            return f"event stream integration {result.integration_id} {result.action}"
+
+    return asyncio.run(run())
+
+
+def _shipping(stack: Stack) -> None:
+    """The first order ships in NewStore; commercetools shows it Shipped, with tracking."""
+    order_id = next(iter(o.external_id for o in stack.newstore.orders.values()))
+    ns_id = stack.newstore.orders[order_id].id
+    with httpx.Client(base_url=stack.newstore_url, timeout=30) as newstore:
+        for body in (
+            {"step": "assign"},
+            {"step": "ready"},
+            {"step": "ship", "carrier": "UPS", "tracking_code": "1Z999AA10123456784"},
+        ):
+            newstore.post(f"/_sandbox/orders/{ns_id}/lifecycle", json=body).raise_for_status()
+        newstore.post("/_sandbox/stream/deliver").raise_for_status()
+    order = stack.ctp.collections["order"].get(order_id)
+    assert order is not None
+    deliveries = (order.get("shippingInfo") or {}).get("deliveries") or []
+    tracking = [p.get("trackingData", {}) for d in deliveries for p in d.get("parcels", [])]
+    _step(
+        "shipped in NewStore",
+        f"order {order.get('orderNumber')}: shipmentState {order.get('shipmentState')}, "
+        f"{len(deliveries)} delivery, tracking "
+        + ", ".join(f"{t.get('carrier')} {t.get('trackingId')}" for t in tracking),
+    )
+    if order.get("shipmentState") != "Shipped":
+        raise SystemExit("the shipment did not reach commercetools")
 
 
 def _seed_stale_inventory(stack: Stack) -> None:
@@ -119,8 +167,9 @@ def _orders(stack: Stack, count: int) -> None:
 
 def _cancellation(stack: Stack) -> None:
     """A merchant cancels one injected order in commercetools: the OrderStateChanged message
-    reaches the event app, which cancels the order in NewStore."""
-    order_id = next(iter(o.external_id for o in stack.newstore.orders.values()))
+    reaches the event app, which cancels the order in NewStore. Not the first order: that
+    one has shipped (`_shipping`), and NewStore cannot cancel a shipped order."""
+    order_id = [o.external_id for o in stack.newstore.orders.values()][-1]
     stored = stack.ctp.collections["order"].get(order_id)
     assert stored is not None, f"order {order_id} vanished from the emulator"
     newstore_id = stored["syncInfo"][0]["externalId"]  # where the event app wrote it
@@ -162,7 +211,11 @@ def _inventory(stack: Stack) -> None:
 
 def _per_store(stack: Stack) -> None:
     """The supply channels the job made of NewStore's locations, and their entries."""
-    channels = {c["id"]: c for c in stack.ctp.collections["channel"].items.values()}
+    channels = {
+        c["id"]: c
+        for c in stack.ctp.collections["channel"].items.values()
+        if "InventorySupply" in c.get("roles", [])  # not the orders' `newstore` channel
+    }
     keys = sorted(channels, key=lambda i: channels[i]["key"])
     held: dict[tuple[str, str], int] = {}
     for entry in stack.ctp.collections["inventory-entry"].items.values():

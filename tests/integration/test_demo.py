@@ -14,6 +14,8 @@ def test_demo_runs_end_to_end() -> None:
     for step in (
         "subscription newstore-connector-order-created created",
         "orders injected",
+        "event stream integration commercetools-connector created",
+        "shipmentState Shipped, 1 delivery, tracking UPS 1Z999AA10123456784",
         "cancelled in commercetools -> NewStore order",
         "inventory sync",
         "per-store stock (supply channels)",

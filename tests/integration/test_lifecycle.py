@@ -10,10 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from cli.main import app as cli_app
 from connector import deploy
 from connector.commercetools import CommercetoolsClient
 from connector.newstore import NewStoreClient
+from lifecycle import upstream
 from lifecycle.registration import ensure_integration
 from sandbox.stack import LIFECYCLE_API_KEY, Stack, running_stack
 
@@ -255,3 +258,66 @@ def test_post_deploy_registration_is_idempotent_and_needs_the_api_key(stack: Sta
     assert [k for k in counters(stack.ctp_url) if "orders" in k] == []
     reply = httpx.get(f"{stack.newstore_url}{INTEGRATIONS}/commercetools-connector")
     assert reply.status_code == 403  # the configuration API needs NewStore's token
+
+
+def test_replay_resends_a_past_window_through_a_temporary_integration(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a gap (here: the events were never delivered, the integration stopped by
+    hand), `lifecycle replay` re-sends the window; the permanent integration is untouched."""
+    order_id, answer = injected_order(stack, 9)
+    httpx.post(f"{stack.newstore_url}/_sandbox/stream/deliver").raise_for_status()
+    stack.newstore.stream.integrations["commercetools-connector"].status = "stopped"
+    step(stack, answer["id"], step="cancel")
+    for name, value in {**stack.env(), "LIFECYCLE_API_KEY": LIFECYCLE_API_KEY}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LIFECYCLE_CALLBACK_URL", f"{stack.lifecycle_url}/lifecycle")
+    since = stack.newstore.stream.log[-1]["published_at"][:19]
+    result = CliRunner().invoke(
+        cli_app, ["lifecycle", "replay", "--since", since, "--until", "2099-01-01T00:00:00"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "replaying" in result.output
+    assert deliver(stack) == {"delivered": 1, "failed": 0}
+    assert ct_order(stack, order_id)["orderState"] == "Cancelled"
+    replays = [i for i in stack.newstore.stream.integrations.values() if "replay" in i.id]
+    assert [(i.integration_type, i.status) for i in replays] == [("temporary", "stopped")]
+    assert stack.newstore.stream.integrations["commercetools-connector"].status == "stopped"
+    bad = CliRunner().invoke(cli_app, ["lifecycle", "replay", "--since", "x", "--until", "y"])
+    assert bad.exit_code == 2
+
+
+def test_a_concurrent_change_is_read_again_a_bounded_number_of_times(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another app changes the order between our read and our update: 409, read again,
+    plan again. When it keeps changing, the event waits in the inbox instead."""
+    order_id, answer = injected_order(stack, 11)
+    real_update = upstream.update_ct_order
+    bumps = {"left": 1}
+
+    async def racing_update(ctp: Any, oid: str, version: int, actions: Any) -> Any:
+        if bumps["left"]:
+            bumps["left"] -= 1
+            stack.ctp.collections["order"].items[oid]["version"] += 1  # someone else wrote
+        return await real_update(ctp, oid, version, actions)
+
+    monkeypatch.setattr(upstream, "update_ct_order", racing_update)
+    step(stack, answer["id"], step="complete")
+    reset_counters(stack)
+    deliver(stack)
+    assert ct_order(stack, order_id)["orderState"] == "Complete"
+    assert counters(stack.ctp_url) == {
+        "GET /sandbox/orders/{resource_id}": 2,
+        "POST /sandbox/orders/{order_id}": 2,  # the 409, then the update
+    }
+
+    other_id, other = injected_order(stack, 12)
+    bumps["left"] = 100  # it never stops changing
+    step(stack, other["id"], step="complete")
+    reset_counters(stack)
+    assert deliver(stack) == {"delivered": 1, "failed": 0}
+    retries = stack.lifecycle_settings().conflict_retries
+    assert counters(stack.ctp_url)["POST /sandbox/orders/{order_id}"] == retries + 1
+    assert ct_order(stack, other_id)["orderState"] == "Open"
+    assert len(inbox(stack)) == 1

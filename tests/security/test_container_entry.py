@@ -170,7 +170,7 @@ def test_an_unknown_app_is_a_clear_error(tmp_path: Path, app: str) -> None:
     )
 
     assert result.returncode == 2
-    assert "set APP (or the first argument) to one of: event, job, lifecycle" in result.stderr
+    assert "set APP (or the first argument) to one of: event, job" in result.stderr
 
 
 def build_context(destination: Path) -> Path:
