@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 
 from connector.serve import serve_app
 from connector.service import service_app
-from connector.settings import Settings
+from connector.settings import Settings, check_all
 from lifecycle.receiver import LifecycleReceiver, build_receiver
 from lifecycle.settings import LifecycleSettings, load_lifecycle_settings
 
@@ -29,11 +29,15 @@ PATH = "/lifecycle"
 def create_app(
     settings: Settings | None = None, lifecycle: LifecycleSettings | None = None
 ) -> FastAPI:
+    def build() -> LifecycleReceiver:
+        every = settings or Settings()
+        # every bad variable at once, the API groups' and LIFECYCLE_*'s (connector/service.py)
+        check_all(every.validate_all, lambda: lifecycle or load_lifecycle_settings())
+        return build_receiver(every, lifecycle or load_lifecycle_settings())
+
     app = service_app(
         "newstore-connector lifecycle app",
-        lambda: build_receiver(
-            (settings or Settings()).validate_all(), lifecycle or load_lifecycle_settings()
-        ),
+        build,
         work_path=PATH,
         pubsub_push=False,
         authenticate=False,  # NewStore authenticates with LIFECYCLE_API_KEY, checked below

@@ -147,17 +147,21 @@ def test_the_dockerfile_runs_the_entry_module_as_a_non_root_user() -> None:
     assert any(line.startswith("USER ") and line != "USER root" for line in stage)
 
 
-@pytest.mark.parametrize("app", ["event", "job"])
+LIFECYCLE_KEY = "entry-test-lifecycle-api-key-0123456789abcdef"
+
+
+@pytest.mark.parametrize("app", ["event", "job", "lifecycle"])
 def test_the_entry_command_serves_each_app_on_port(tmp_path: Path, app: str) -> None:
     port = free_port()
-    env = container_env(Path(sys.executable).parent, tmp_path, APP=app, PORT=str(port))
+    own = {"LIFECYCLE_API_KEY": LIFECYCLE_KEY} if app == "lifecycle" else {}
+    env = container_env(Path(sys.executable).parent, tmp_path, APP=app, PORT=str(port), **own)
 
     with running(image_command(), env, tmp_path) as process:
         wait_healthy(process, port)
         output = stop_gracefully(process)
 
     assert "Traceback" not in output
-    for secret in ("entry-test-ctp-secret", "entry-test-ns-password"):
+    for secret in ("entry-test-ctp-secret", "entry-test-ns-password", LIFECYCLE_KEY):
         assert secret not in output
 
 
