@@ -49,10 +49,12 @@ from event.handler import (
     PermanentFailure,
     Transient,
 )
-from event.memory import RecentlySeen
+from event.memory import RecentlySeen, SharedWork
 from event.records import SUCCESS_STATUSES, OrderRecords, RecordStatus
 from event.triggers import CANCELLED
 
+# The outcomes a late duplicate may be answered with from memory (event/memory.py).
+SETTLED = frozenset({DeliveryOutcome.CANCELLED, DeliveryOutcome.ALREADY_CANCELLED})
 log = structlog.get_logger("event")
 
 # The only answer of createCancellation / showCancellationStatus that refuses the request
@@ -86,8 +88,13 @@ class Canceller:
         self.newstore = injector.newstore
         self.settings = injector.settings
         self.records = OrderRecords(self.ctp, self.settings.order_cancellations_container)
-        self._in_flight: dict[str, asyncio.Task[InjectionResult]] = {}
         self.recent: RecentlySeen[InjectionResult] = RecentlySeen(ttl_s=600.0)
+        self.work = SharedWork(
+            self.recent,
+            lambda result: (
+                result.outcome in (DeliveryOutcome.CANCELLED, DeliveryOutcome.ALREADY_CANCELLED)
+            ),
+        )
 
     async def cancel(
         self,
@@ -101,18 +108,9 @@ class Canceller:
             return InjectionResult(
                 DeliveryOutcome.IGNORED, preview(order_id), reason=INVALID_RESOURCE_ID
             )
-        done = self.recent.get(order_id)
-        if done is not None:
-            return done
-        task = self._in_flight.get(order_id)
-        if task is None:
-            task = asyncio.create_task(self._cancel_once(order_id, message_id, published_at))
-            self._in_flight[order_id] = task
-            task.add_done_callback(lambda _: self._in_flight.pop(order_id, None))
-        result = await asyncio.shield(task)
-        if result.outcome in (DeliveryOutcome.CANCELLED, DeliveryOutcome.ALREADY_CANCELLED):
-            self.recent.add(order_id, result)
-        return result
+        return await self.work.run(
+            order_id, lambda: self._cancel_once(order_id, message_id, published_at)
+        )
 
     async def _cancel_once(
         self, order_id: str, message_id: str | None, published_at: datetime | None

@@ -56,7 +56,7 @@ from event.contract import check_payload
 from event.envelope import INVALID_RESOURCE_ID, is_resource_id, parse_publish_time, preview
 from event.errors import MappingError
 from event.mapping import MappingOptions, map_order, payload_to_json
-from event.memory import RecentlySeen
+from event.memory import RecentlySeen, SharedWork
 from event.order import ORDER_EXPANSIONS, Order
 from event.records import SUCCESS_STATUSES, OrderRecords, OrderSync, RecordStatus
 from event.settings import OrderSettings
@@ -85,6 +85,10 @@ class DeliveryOutcome(StrEnum):
     # A cancellation's (event/cancellation.py): sent to NewStore, or NewStore had it already.
     CANCELLED = "cancelled"
     ALREADY_CANCELLED = "already_cancelled"
+
+
+# The outcomes a late duplicate may be answered with from memory (event/memory.py).
+SETTLED = frozenset({DeliveryOutcome.INJECTED, DeliveryOutcome.ALREADY_INJECTED})
 
 
 @dataclass(frozen=True)
@@ -176,8 +180,13 @@ class OrderInjector:
         )
         # The client-side limit of fulfill_order; its hooks are on the NewStore client.
         self.inject_gate = inject_gate
-        self._in_flight: dict[str, asyncio.Task[InjectionResult]] = {}
         self.recent: RecentlySeen[InjectionResult] = RecentlySeen(ttl_s=600.0)
+        self.work = SharedWork(
+            self.recent,
+            lambda result: (
+                result.outcome in (DeliveryOutcome.INJECTED, DeliveryOutcome.ALREADY_INJECTED)
+            ),
+        )
         self.prepared: RecentlySeen[PreparedOrder] = RecentlySeen(ttl_s=PREPARED_TTL_S)
         # Per order: when this process last recorded a transient failure, and the attempts
         # it has seen since without writing them.
@@ -220,18 +229,9 @@ class OrderInjector:
             return InjectionResult(
                 DeliveryOutcome.IGNORED, preview(order_id), reason=INVALID_RESOURCE_ID
             )
-        done = self.recent.get(order_id)
-        if done is not None:
-            return done
-        task = self._in_flight.get(order_id)
-        if task is None:
-            task = asyncio.create_task(self._inject_once(order_id, message_id, published_at))
-            self._in_flight[order_id] = task
-            task.add_done_callback(lambda _: self._in_flight.pop(order_id, None))
-        result = await asyncio.shield(task)
-        if result.outcome in (DeliveryOutcome.INJECTED, DeliveryOutcome.ALREADY_INJECTED):
-            self.recent.add(order_id, result)
-        return result
+        return await self.work.run(
+            order_id, lambda: self._inject_once(order_id, message_id, published_at)
+        )
 
     async def _inject_once(
         self, order_id: str, message_id: str | None, published_at: datetime | None

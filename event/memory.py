@@ -7,10 +7,11 @@ the records.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -50,3 +51,29 @@ class RecentlySeen(Generic[T]):
 
     def clear(self) -> None:
         self._entries.clear()
+
+
+class SharedWork(Generic[T]):
+    """One piece of work per order at a time: concurrent deliveries of one order await the
+    same task, and a result that `settled` accepts is kept in `recent`, so that a late
+    duplicate costs nothing. The task is shielded: a delivery that gives up (its request
+    cancelled) leaves the work running for the others."""
+
+    def __init__(self, recent: RecentlySeen[T], settled: Callable[[T], bool]) -> None:
+        self.recent = recent
+        self.settled = settled
+        self._in_flight: dict[str, asyncio.Task[T]] = {}
+
+    async def run(self, order_id: str, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        done = self.recent.get(order_id)
+        if done is not None:
+            return done
+        task = self._in_flight.get(order_id)
+        if task is None:
+            task = asyncio.create_task(work())
+            self._in_flight[order_id] = task
+            task.add_done_callback(lambda _: self._in_flight.pop(order_id, None))
+        result = await asyncio.shield(task)
+        if self.settled(result):
+            self.recent.add(order_id, result)
+        return result
