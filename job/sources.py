@@ -7,6 +7,7 @@ Availabilities Export API: everything, or only what changed since a cursor (a de
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -82,7 +83,9 @@ class StockAggregator:
             atp[key] = atp.get(key, 0) + value
             if per_node is not None:
                 nodes = per_node.setdefault(key, {})
-                node = str(row.get("fulfillment_node_id") or "")
+                # One string per node, not one per row: a parsed row brings its own copy,
+                # and at 1M SKUs x 3 nodes those copies alone would take ~150 MB.
+                node = sys.intern(str(row.get("fulfillment_node_id") or ""))
                 nodes[node] = nodes.get(node, 0) + value
 
 

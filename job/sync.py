@@ -52,7 +52,14 @@ from job.failing import MAX_FAILING, Failing, RetryingFailing, listed, still_fai
 from job.inventory_reads import fetch_channel_less, product_skus, read_channel_less_entries
 from job.lease import Lease, minimum_duration
 from job.locations import parse_location_map, plan_channels, read_locations
-from job.nodes import NodeStateStore, bucket_key, container_of, merge_delta, rebucket
+from job.nodes import (
+    NodeStateStore,
+    bucket_key,
+    container_of,
+    full_buckets,
+    merge_delta,
+    rebucket,
+)
 from job.plan import (
     ChannelSlot,
     Entry,
@@ -466,6 +473,8 @@ class InventorySync:
             snapshot, entries, per_store = await self._read(source, stopper, progress, channels)
             if snapshot.complete and _is_export(source):
                 await self._node_state(snapshot, save=not sample)
+                if channels is None:
+                    snapshot.nodes = None  # saved; the plan needs only the totals
         if not snapshot.complete:
             report = SyncReport(
                 Status.PARTIAL,
@@ -554,15 +563,14 @@ class InventorySync:
             current = await self.nodes.load(rows)
             stored = {sku: current[bucket_key(sku)].skus.get(sku, {}) for sku in rows}
             merged = merge_delta(stored, rows, self.settings.delta_rows)
-            changed = rebucket(current, merged, replace_all=False)
+            changed = rebucket(current, merged)
             snapshot.nodes = merged
             # SKUs outside the delta's rows (kept failing ones retried, job/failing.py) keep
             # the quantity they were given.
             totals = {sku: sum(nodes.values()) for sku, nodes in merged.items()}
             snapshot.atp = {**snapshot.atp, **totals}
         else:
-            current = await self.nodes.load_all()
-            changed = rebucket(current, rows, replace_all=True)
+            changed = full_buckets(await self.nodes.load_all(), rows)
         if save:
             await self.nodes.save(changed)
             if not snapshot.delta:
