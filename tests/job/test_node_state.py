@@ -7,13 +7,17 @@ per-node ATP between runs and merges, so both give the true sum.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
+import job.sync as job_sync
 from connector.commercetools import CommercetoolsClient
 from connector.newstore import NewStoreClient
 from job.export import PollPolicy
+from job.inventory_reads import fetch_channel_less as fetch_entries
+from job.inventory_reads import read_channel_less_entries as read_all_entries
 from job.nodes import (
     Bucket,
     Stored,
@@ -227,3 +231,45 @@ async def test_a_full_export_rewrites_only_the_buckets_whose_skus_changed(
     assert after[bucket_key("B")] == before[bucket_key("B")] + 1
     quiet = await sync.run()
     assert (quiet.export, versions()) == ("full", after)
+
+
+async def test_the_node_state_is_kept_while_the_entries_are_still_being_read(
+    ctp: CommercetoolsClient,
+    newstore: NewStoreClient,
+    ns_emulator: NewStoreEmulator,
+    ct_emulator: CommercetoolsEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At 1M SKUs the bucket reads and writes take seconds: they overlap the commercetools
+    entry reads (full export and delta alike) instead of following them. Each entry read
+    here waits until the state has been read, which a sequential run would never do."""
+    sync = make_sync(ctp, newstore)
+    state_read = asyncio.Event()
+    original_all, original_some = sync.nodes.load_all, sync.nodes.load
+
+    async def load_all() -> Any:
+        state_read.set()
+        return await original_all()
+
+    async def load(skus: Any) -> Any:
+        state_read.set()
+        return await original_some(skus)
+
+    def after_state(read: Any) -> Any:
+        async def waiting(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.wait_for(state_read.wait(), timeout=5)
+            return await read(*args, **kwargs)
+
+        return waiting
+
+    monkeypatch.setattr(sync.nodes, "load_all", load_all)
+    monkeypatch.setattr(sync.nodes, "load", load)
+    monkeypatch.setattr(job_sync, "read_channel_less_entries", after_state(read_all_entries))
+    monkeypatch.setattr(job_sync, "fetch_channel_less", after_state(fetch_entries))
+    first = await sync.run()
+    assert (first.status, first.export) == (Status.OK, "full")
+    state_read.clear()
+    stock(ns_emulator, [("A", "DC01", 0)])
+    second = await sync.run()
+    assert (second.status, second.export, second.updated) == (Status.OK, "delta", 1)
+    assert held(ct_emulator) == {"A": 4, "B": 6}
