@@ -124,7 +124,7 @@ def rebucket(
     SKUs of those buckets keep theirs). Only buckets whose content changes are returned."""
     content: dict[str, dict[str, NodeAtp]] = {}
     for key, bucket in current.items():
-        content[key] = {sku: dict(nodes) for sku, nodes in bucket.skus.items()}
+        content[key] = dict(bucket.skus)  # shallow: a record is replaced, never changed
     for sku, nodes in records.items():
         kept = compact(nodes)
         box = content.setdefault(bucket_key(sku), {})
