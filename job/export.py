@@ -203,13 +203,28 @@ class ExportSource:
 
 
 def read_export_file(file: IO[bytes], match_field: MatchField) -> StockSnapshot:
-    """Aggregate ATP per SKU over every row of a downloaded export file."""
-    aggregator = StockAggregator(match_field, keep_nodes=True)  # for job.nodes
+    """Aggregate ATP per SKU over every row of a downloaded export file.
+
+    A file normally holds each (product, node) once: its rows are summed with the repeats
+    check deferred (`StockAggregator`, no set of 3M hashes), and only a file that does
+    repeat a row is read a second time, each repeat then skipped and counted."""
     try:
-        aggregator.add(stock_rows(export_rows(file), match_field))
+        snapshot, repeated = _aggregate(file, match_field, defer_duplicates=True)
+        if repeated:
+            del snapshot  # before the second read: never two of them in memory
+            log.warning("the export file repeats rows: read again, each repeat counted once")
+            snapshot, _ = _aggregate(file, match_field, defer_duplicates=False)
     except (ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         raise ExportFailed(SERVICE, f"the export file is unreadable: {error}"[:300]) from None
-    return aggregator.snapshot
+    return snapshot
+
+
+def _aggregate(
+    file: IO[bytes], match_field: MatchField, defer_duplicates: bool
+) -> tuple[StockSnapshot, bool]:
+    aggregator = StockAggregator(match_field, keep_nodes=True, defer_duplicates=defer_duplicates)
+    aggregator.add(stock_rows(export_rows(file), match_field))  # keep_nodes: for job.nodes
+    return aggregator.snapshot, aggregator.repeated_rows()
 
 
 def export_rows(file: IO[bytes]) -> Iterator[Any]:

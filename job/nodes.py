@@ -48,7 +48,6 @@ KEY_PREFIX = "nodes-"
 # anything, and the run makes a full export instead.
 READY_KEY = "ready"
 KEYS_PER_QUERY = 100
-PAGE_LIMIT = 500
 WRITE_BATCH = 100  # buckets per GraphQL request
 
 
@@ -67,6 +66,30 @@ class Bucket:
     key: str
     version: int = 0  # of the Custom Object; 0 while it does not exist
     skus: dict[str, NodeAtp] = field(default_factory=dict)
+    # `canonical(skus)`, when already made (a full export compares it): not made twice
+    text: str | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What a full export needs of a stored bucket: its version, and a digest of its value
+    (never the value itself: at 1M SKUs that would be a second copy of the whole state)."""
+
+    version: int
+    digest: bytes
+
+
+def all_keys() -> list[str]:
+    return [f"{KEY_PREFIX}{index:03x}" for index in range(BUCKETS)]
+
+
+def canonical(skus: Mapping[str, Mapping[str, int]]) -> str:
+    """A bucket's value as it is written (and as a stored one is compared)."""
+    return json.dumps(skus, separators=(",", ":"), sort_keys=True)
+
+
+def digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 # --- pure ---------------------------------------------------------------------------------
@@ -95,17 +118,13 @@ def compact(nodes: Mapping[str, int]) -> NodeAtp:
 
 
 def rebucket(
-    current: Mapping[str, Bucket], records: Mapping[str, Mapping[str, int]], replace_all: bool
+    current: Mapping[str, Bucket], records: Mapping[str, Mapping[str, int]]
 ) -> list[Bucket]:
-    """The buckets to write: `records` put into their buckets (a full export: `replace_all`,
-    every bucket holds exactly the records given, and SKUs no longer exported are dropped).
-    Only buckets whose content changes are returned."""
+    """The buckets a delta writes: `records` put into the buckets read for them (the other
+    SKUs of those buckets keep theirs). Only buckets whose content changes are returned."""
     content: dict[str, dict[str, NodeAtp]] = {}
-    if not replace_all:
-        for key, bucket in current.items():
-            content[key] = {sku: dict(nodes) for sku, nodes in bucket.skus.items()}
-    else:
-        content = {key: {} for key in current}
+    for key, bucket in current.items():
+        content[key] = dict(bucket.skus)  # shallow: a record is replaced, never changed
     for sku, nodes in records.items():
         kept = compact(nodes)
         box = content.setdefault(bucket_key(sku), {})
@@ -121,6 +140,31 @@ def rebucket(
         if before is None or before.skus != skus:
             changed.append(Bucket(key, before.version if before else 0, skus))
     return sorted(changed, key=lambda b: b.key)
+
+
+def full_buckets(stored: Mapping[str, Stored], records: Mapping[str, NodeAtp]) -> list[Bucket]:
+    """The buckets a full export writes: every bucket holds exactly its SKUs of `records`
+    (SKUs no longer exported are dropped), and only those whose value differs from the
+    stored one (by digest) are returned, their value already serialised. A record without
+    a zero is shared, not copied."""
+    grouped: dict[str, list[str]] = {}
+    for sku in records:
+        grouped.setdefault(bucket_key(sku), []).append(sku)
+    changed = []
+    for key in all_keys():
+        skus: dict[str, NodeAtp] = {}
+        for sku in grouped.pop(key, ()):
+            nodes = records[sku]
+            kept = nodes if all(nodes.values()) else compact(nodes)
+            if kept:
+                skus[sku] = kept  # shared with the snapshot: read-only from here on
+        before = stored.get(key)
+        if before is None and not skus:
+            continue
+        text = canonical(skus)
+        if before is None or before.digest != digest(text):
+            changed.append(Bucket(key, before.version if before else 0, skus, text))
+    return changed
 
 
 def from_stored(obj: Mapping[str, Any]) -> Bucket:
@@ -171,18 +215,24 @@ class NodeStateStore:
         await for_each(list(chunks(keys, KEYS_PER_QUERY)), read, self.concurrency)
         return found
 
-    async def load_all(self) -> dict[str, Bucket]:
-        """Every stored bucket (a full export replaces them all)."""
-        found: dict[str, Bucket] = {}
-        where: list[str] = []
-        while True:
-            page = await self.ctp.query_custom_objects(self.container, where, limit=PAGE_LIMIT)
-            for obj in page:
-                if str(obj["key"]).startswith(KEY_PREFIX):
-                    found[str(obj["key"])] = from_stored(obj)
-            if len(page) < PAGE_LIMIT:
-                return found
-            where = [f"key > {_quoted(str(page[-1]['key']))}"]
+    async def load_all(self) -> dict[str, Stored]:
+        """The version and digest of every stored bucket (a full export replaces them all).
+
+        The keys are known (`all_keys`), so they are read by key, `KEYS_PER_QUERY` to a
+        query and `concurrency` queries at a time, not by one sequential cursor; each page
+        is reduced to digests as it arrives, so the old state is never held whole."""
+        found: dict[str, Stored] = {}
+
+        async def read(batch: Sequence[str]) -> None:
+            where = f"key in ({', '.join(_quoted(k) for k in batch)})"
+            for obj in await self.ctp.query_custom_objects(
+                self.container, [where], limit=len(batch)
+            ):
+                bucket = from_stored(obj)
+                found[bucket.key] = Stored(bucket.version, digest(canonical(bucket.skus)))
+
+        await for_each(list(chunks(all_keys(), KEYS_PER_QUERY)), read, self.concurrency)
+        return found
 
     async def save(self, buckets: list[Bucket]) -> None:
         """Write each at the version it was read at, `WRITE_BATCH` to a GraphQL request
@@ -227,7 +277,7 @@ def save_document(container: str, batch: Sequence[Bucket]) -> tuple[str, dict[st
         f"d{i}": {
             "container": container,
             "key": bucket.key,
-            "value": json.dumps(bucket.skus, separators=(",", ":"), sort_keys=True),
+            "value": bucket.text if bucket.text is not None else canonical(bucket.skus),
             "version": bucket.version,
         }
         for i, bucket in enumerate(batch)

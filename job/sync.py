@@ -52,7 +52,14 @@ from job.failing import MAX_FAILING, Failing, RetryingFailing, listed, still_fai
 from job.inventory_reads import fetch_channel_less, product_skus, read_channel_less_entries
 from job.lease import Lease, minimum_duration
 from job.locations import parse_location_map, plan_channels, read_locations
-from job.nodes import NodeStateStore, bucket_key, container_of, merge_delta, rebucket
+from job.nodes import (
+    NodeStateStore,
+    bucket_key,
+    container_of,
+    full_buckets,
+    merge_delta,
+    rebucket,
+)
 from job.plan import (
     ChannelSlot,
     Entry,
@@ -463,9 +470,11 @@ class InventorySync:
         phases: dict[str, float] = {}
         with timed(phases, "read"):
             channels, channel_summary = await self._channels(create=not sample)
-            snapshot, entries, per_store = await self._read(source, stopper, progress, channels)
-            if snapshot.complete and _is_export(source):
-                await self._node_state(snapshot, save=not sample)
+            snapshot, entries, per_store = await self._read(
+                source, stopper, progress, channels, save=not sample
+            )
+            if channels is None:
+                snapshot.nodes = None  # saved; the plan needs only the totals
         if not snapshot.complete:
             report = SyncReport(
                 Status.PARTIAL,
@@ -512,15 +521,25 @@ class InventorySync:
         stopper: Stopper,
         progress: Progress,
         channels: ChannelSync | None,
+        save: bool,
     ) -> tuple[StockSnapshot, dict[str, Entry], dict[ChannelSlot, Entry]]:
         """NewStore's stock, the channel-less entries (unless `per-location`), and the
-        entries of the synced channels (per-location and both)."""
+        entries of the synced channels (per-location and both); an export's rows merged
+        into the per-node state (`_node_state`) while the entries are still being read."""
         ctp = self.clients.ctp
         ids = list(channels.ids.values()) if channels is not None else []
+        export = _is_export(source)
         if not source.delta:
+
+            async def stock() -> StockSnapshot:
+                snapshot = await source.read(progress, stopper.stop)
+                if snapshot.complete and export:
+                    await self._node_state(snapshot, save)
+                return snapshot
+
             # Every entry is needed: read them while NewStore is read.
             snapshot, entries, per_store = await together(
-                source.read(progress, stopper.stop),
+                stock(),
                 read_channel_less_entries(ctp, progress, self.settings.concurrency)
                 if self.aggregate
                 else _no_entries(),
@@ -532,12 +551,15 @@ class InventorySync:
         snapshot = await source.read(progress, stopper.stop)
         if not snapshot.complete:
             return snapshot, {}, {}
-        skus = list(snapshot.atp)
+        skus = list(snapshot.atp)  # the same SKUs once merged: only their totals change
         concurrency = self.settings.concurrency
-        entries = (
-            await fetch_channel_less(ctp, skus, concurrency, progress) if self.aggregate else {}
+        entries, per_store, _ = await together(
+            fetch_channel_less(ctp, skus, concurrency, progress)
+            if self.aggregate
+            else _no_entries(),
+            fetch_channel_entries(ctp, skus, ids, concurrency),
+            self._node_state(snapshot, save) if export else _nothing(),
         )
-        per_store = await fetch_channel_entries(ctp, skus, ids, concurrency)
         return snapshot, entries, per_store
 
     async def _node_state(self, snapshot: StockSnapshot, save: bool) -> None:
@@ -554,15 +576,14 @@ class InventorySync:
             current = await self.nodes.load(rows)
             stored = {sku: current[bucket_key(sku)].skus.get(sku, {}) for sku in rows}
             merged = merge_delta(stored, rows, self.settings.delta_rows)
-            changed = rebucket(current, merged, replace_all=False)
+            changed = rebucket(current, merged)
             snapshot.nodes = merged
             # SKUs outside the delta's rows (kept failing ones retried, job/failing.py) keep
             # the quantity they were given.
             totals = {sku: sum(nodes.values()) for sku, nodes in merged.items()}
             snapshot.atp = {**snapshot.atp, **totals}
         else:
-            current = await self.nodes.load_all()
-            changed = rebucket(current, rows, replace_all=True)
+            changed = full_buckets(await self.nodes.load_all(), rows)
         if save:
             await self.nodes.save(changed)
             if not snapshot.delta:
@@ -577,6 +598,10 @@ def _is_export(source: StockSource) -> bool:
 
 async def _no_entries() -> dict[str, Entry]:
     return {}
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _all_attempted(report: SyncReport) -> bool:

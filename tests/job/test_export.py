@@ -320,6 +320,14 @@ def test_every_file_format_gives_the_same_rows(encode: Callable[[bytes], bytes])
     assert (snapshot.atp, snapshot.rows, snapshot.rows_without_key) == ({"SKU-1": 7}, 2, 1)
 
 
+def test_a_row_the_file_repeats_is_counted_once() -> None:
+    repeated = [*ROWS, ROWS[0]]  # SKU-1 at node A twice: 3 + 4, not 3 + 4 + 3
+    with as_file(json.dumps(repeated).encode()) as file:
+        snapshot = read_export_file(file, "sku")
+    assert (snapshot.atp, snapshot.nodes) == ({"SKU-1": 7}, {"SKU-1": {"A": 3, "B": 4}})
+    assert (snapshot.rows, snapshot.duplicate_rows) == (2, 1)
+
+
 def only_junk() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

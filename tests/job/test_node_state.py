@@ -7,14 +7,28 @@ per-node ATP between runs and merges, so both give the true sum.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
+import job.sync as job_sync
 from connector.commercetools import CommercetoolsClient
 from connector.newstore import NewStoreClient
 from job.export import PollPolicy
-from job.nodes import Bucket, bucket_key, container_of, merge_delta, rebucket
+from job.inventory_reads import fetch_channel_less as fetch_entries
+from job.inventory_reads import read_channel_less_entries as read_all_entries
+from job.nodes import (
+    Bucket,
+    Stored,
+    bucket_key,
+    canonical,
+    container_of,
+    digest,
+    full_buckets,
+    merge_delta,
+    rebucket,
+)
 from job.settings import InventorySettings
 from job.sync import InventorySync, JobClients, Status
 from sandbox.commercetools import CommercetoolsEmulator
@@ -74,12 +88,19 @@ def test_a_delta_of_whole_products_replaces_them_when_declared() -> None:
 def test_rebucketing_writes_only_buckets_that_change_and_a_full_export_drops_the_rest() -> None:
     key_a, key_b = bucket_key("A"), bucket_key("B")
     current = {key_a: Bucket(key_a, 3, {"A": {"DC01": 3}})}
-    assert rebucket(current, {"A": {"DC01": 3}}, replace_all=False) == []
-    written = rebucket(current, {"B": {"DC01": 1}}, replace_all=True)
+    assert rebucket(current, {"A": {"DC01": 3}}) == []
+    stored = {key_a: Stored(3, digest(canonical({"A": {"DC01": 3}})))}
+    assert full_buckets(stored, {"A": {"DC01": 3}}) == []  # unchanged: not rewritten
+    written = full_buckets(stored, {"B": {"DC01": 1}})
     by_key = {bucket.key: bucket for bucket in written}
     assert by_key[key_b].skus == {"B": {"DC01": 1}} and by_key[key_b].version == 0
-    if key_a != key_b:
-        assert by_key[key_a].skus == {} and by_key[key_a].version == 3  # A is gone
+    assert len(written) == 2 and key_a != key_b  # no other bucket is written
+    assert by_key[key_a].skus == {} and by_key[key_a].version == 3  # A is gone
+    # a node at 0 is not kept, and the record it came from is left as it was
+    record = {"C": {"DC01": 0, "STORE01": 2}}
+    (only,) = full_buckets({}, record)
+    assert only.skus == {"C": {"STORE01": 2}} and record["C"]["DC01"] == 0
+    assert only.text == canonical(only.skus)
 
 
 # --- end to end, both readings --------------------------------------------------------------
@@ -182,3 +203,73 @@ async def test_a_state_that_cannot_be_saved_fails_the_run_before_any_write(
     sync.nodes.load = type(sync.nodes).load.__get__(sync.nodes)  # type: ignore[method-assign]
     healed = await sync.run()
     assert (healed.status, held(ct_emulator)) == (Status.OK, {"A": 4, "B": 6})
+
+
+async def test_a_full_export_rewrites_only_the_buckets_whose_skus_changed(
+    ctp: CommercetoolsClient,
+    newstore: NewStoreClient,
+    ns_emulator: NewStoreEmulator,
+    ct_emulator: CommercetoolsEmulator,
+) -> None:
+    """Every run a full export (reconciliation due at once): at 1M SKUs rewriting all 4,096
+    buckets each time would cost megabytes of writes for nothing."""
+    sync = make_sync(ctp, newstore, full_reconcile_s=0)
+
+    def versions() -> dict[str, int]:
+        keys = [k for (c, k) in ct_emulator.custom_objects if k.startswith("nodes-")]
+        return {k: ct_emulator.get_custom_object(NODES_CONTAINER, k)["version"] for k in keys}
+
+    await sync.run()
+    before = versions()
+    assert set(before) == {bucket_key("A"), bucket_key("B")}
+    stock(ns_emulator, [("B", "DC01", 2)])
+    report = await sync.run()
+    assert (report.export, report.updated) == ("full", 1)
+    assert held(ct_emulator) == {"A": 7, "B": 3}
+    after = versions()
+    assert after[bucket_key("A")] == before[bucket_key("A")]  # unchanged: not written
+    assert after[bucket_key("B")] == before[bucket_key("B")] + 1
+    quiet = await sync.run()
+    assert (quiet.export, versions()) == ("full", after)
+
+
+async def test_the_node_state_is_kept_while_the_entries_are_still_being_read(
+    ctp: CommercetoolsClient,
+    newstore: NewStoreClient,
+    ns_emulator: NewStoreEmulator,
+    ct_emulator: CommercetoolsEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At 1M SKUs the bucket reads and writes take seconds: they overlap the commercetools
+    entry reads (full export and delta alike) instead of following them. Each entry read
+    here waits until the state has been read, which a sequential run would never do."""
+    sync = make_sync(ctp, newstore)
+    state_read = asyncio.Event()
+    original_all, original_some = sync.nodes.load_all, sync.nodes.load
+
+    async def load_all() -> Any:
+        state_read.set()
+        return await original_all()
+
+    async def load(skus: Any) -> Any:
+        state_read.set()
+        return await original_some(skus)
+
+    def after_state(read: Any) -> Any:
+        async def waiting(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.wait_for(state_read.wait(), timeout=5)
+            return await read(*args, **kwargs)
+
+        return waiting
+
+    monkeypatch.setattr(sync.nodes, "load_all", load_all)
+    monkeypatch.setattr(sync.nodes, "load", load)
+    monkeypatch.setattr(job_sync, "read_channel_less_entries", after_state(read_all_entries))
+    monkeypatch.setattr(job_sync, "fetch_channel_less", after_state(fetch_entries))
+    first = await sync.run()
+    assert (first.status, first.export) == (Status.OK, "full")
+    state_read.clear()
+    stock(ns_emulator, [("A", "DC01", 0)])
+    second = await sync.run()
+    assert (second.status, second.export, second.updated) == (Status.OK, "delta", 1)
+    assert held(ct_emulator) == {"A": 4, "B": 6}
