@@ -12,7 +12,7 @@ from cli.common import EXIT_CONFIG, fail, out, print_json, run
 from connector.commercetools import CommercetoolsClient
 from connector.newstore import NewStoreClient
 from connector.settings import ConfigError, Settings
-from lifecycle import registration, upstream
+from lifecycle import registration
 from lifecycle.apply import LifecycleApplier
 from lifecycle.inbox import Inbox
 from lifecycle.settings import LifecycleSettings, load_lifecycle_settings
@@ -65,7 +65,7 @@ def status_command() -> None:
 
     async def status(settings: Settings) -> dict[str, Any] | None:
         async with NewStoreClient(settings.newstore) as newstore:
-            return await upstream.get_integration(newstore, lifecycle.integration_id)
+            return await newstore.event_stream_integration(lifecycle.integration_id)
 
     found = run(status)
     if found is None:

@@ -450,9 +450,7 @@ def check_rate_budget(inject_rate: float, job_rate: float, instances: int = 1) -
 
 
 # assumption: the event stream configuration API (docs.newstore.net, "Event stream
-# configuration API") answers an integration as `{..., "status": "running" | "stopped"}` at
-# this path; the event stream app that registers it is not built yet.
-EVENT_STREAM_PATH = "/api/v1/org/integrations/eventstream/"
+# configuration API") answers an integration as `{..., "status": "running" | "stopped"}`.
 
 
 async def check_event_stream(ns: NewStoreClient, integration_id: str | None) -> Check:
@@ -461,13 +459,19 @@ async def check_event_stream(ns: NewStoreClient, integration_id: str | None) -> 
         return skipped(
             name, "not configured (the lifecycle app is not deployed: no LIFECYCLE_API_KEY)"
         )
-    url = f"{ns.base_url}{EVENT_STREAM_PATH}{quote(integration_id, safe='')}"
     try:
-        status = json_object(await ns.send("GET", url)).get("status")
+        integration = await ns.event_stream_integration(integration_id)
     except UpstreamError as error:
         return failed(
             name, str(error), "check LIFECYCLE_INTEGRATION_ID, or run post-deploy to register it"
         )
+    if integration is None:
+        return failed(
+            name,
+            f"NewStore has no integration {integration_id}: it sends no events",
+            "run post-deploy to register it (or check LIFECYCLE_INTEGRATION_ID)",
+        )
+    status = integration.get("status")
     if status != "running":
         return failed(
             name,

@@ -43,6 +43,11 @@ UNEXPECTED_SUCCESS = "unexpected_success_status"
 INJECTION_REFUSED_STATUSES = frozenset({400})
 
 
+# NewStore's event stream configuration API (docs.newstore.net, "Event stream configuration
+# API"); the lifecycle app registers its integration there.
+EVENT_STREAM_PATH = "/api/v1/org/integrations/eventstream"
+
+
 class NewStoreError(UpstreamError):
     """NewStore's error answer: `{error_code, message, request_id}`."""
 
@@ -178,6 +183,21 @@ class NewStoreClient(UpstreamClient):
             body["note"] = note
         url = f"{self.base_url}/v0/orders/{quote(order_id, safe='')}/cancel"
         await self.send("POST", url, params={"id_type": id_type}, json=body)
+
+    # --- event stream configuration ----------------------------------------------------------
+
+    async def event_stream_integration(self, integration_id: str) -> dict[str, Any] | None:
+        """`GET /api/v1/org/integrations/eventstream/{id}` (the event stream configuration
+        API): the integration with its `status` (`running` / `stopped`); None when NewStore
+        has none by that id (404). Shared by the lifecycle app, its registration, the doctor
+        and the job's watchdog."""
+        url = f"{self.base_url}{EVENT_STREAM_PATH}/{quote(integration_id, safe='')}"
+        try:
+            return json_object(await self.send("GET", url))
+        except NewStoreError as error:
+            if error.status == 404:
+                return None
+            raise
 
     async def stocked_products(self, limit: int, offset: int) -> dict[str, Any]:
         """One page of stock rows (one per product and fulfillment node):

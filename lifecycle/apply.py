@@ -92,9 +92,7 @@ class LifecycleApplier:
             if not plan.actions:
                 return Applied("unchanged", order["id"], version=order["version"])
             try:
-                updated = await upstream.update_ct_order(
-                    self.ctp, order["id"], order["version"], plan.actions
-                )
+                updated = await self.ctp.update_order(order["id"], order["version"], plan.actions)
             except CommercetoolsError as error:
                 if "ConcurrentModification" not in error.codes:
                     raise _deferred_or_raise(error) from None

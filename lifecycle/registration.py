@@ -78,7 +78,7 @@ async def ensure_integration(
     newstore: NewStoreClient, settings: LifecycleSettings
 ) -> RegistrationResult:
     wanted = registration_body(settings)
-    existing = await upstream.get_integration(newstore, settings.integration_id)
+    existing = await newstore.event_stream_integration(settings.integration_id)
     if existing is None:
         created = await upstream.register_integration(newstore, wanted)
         return RegistrationResult(settings.integration_id, "created", _status(created))
@@ -102,7 +102,7 @@ async def remove_integration(
 async def heal(newstore: NewStoreClient, settings: LifecycleSettings) -> RegistrationResult:
     """Every job run: the integration must exist and be running."""
     integration_id = settings.integration_id
-    existing = await upstream.get_integration(newstore, integration_id)
+    existing = await newstore.event_stream_integration(integration_id)
     if existing is None:
         if settings.callback_url is None:
             log.error("event stream integration missing", integration_id=integration_id)
@@ -128,7 +128,7 @@ async def replay(
         raise RegistrationError("--until must be after --since")
     replay_id = f"{settings.integration_id[:40]}-replay-{since:%Y%m%d%H%M%S}"
     body = registration_body(settings, id=replay_id, starts_at=_iso(since), ends_at=_iso(until))
-    if await upstream.get_integration(newstore, replay_id) is not None:
+    if await newstore.event_stream_integration(replay_id) is not None:
         await upstream.delete_integration(newstore, replay_id)
     created = await upstream.register_integration(newstore, body)
     return RegistrationResult(replay_id, "replaying", _status(created))

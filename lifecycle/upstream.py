@@ -1,5 +1,6 @@
 """The API calls of the lifecycle app, over the shared clients (`connector/`): reads and
-updates of commercetools orders, NewStore's order and fulfillment requests, and the event
+reads of commercetools orders by order number (by id, and the updates, are the shared
+client's own `get_order` / `update_order`), NewStore's order and fulfillment requests, and the event
 stream configuration API. Every call goes through `UpstreamClient.send`: timeouts, bounded
 retries, `Retry-After`.
 """
@@ -9,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from connector.commercetools import CommercetoolsClient, segment
+from connector.newstore import EVENT_STREAM_PATH as INTEGRATIONS_PATH
 from connector.newstore import NewStoreClient, NewStoreError
 
 Json = dict[str, Any]
-INTEGRATIONS_PATH = "/api/v1/org/integrations/eventstream"
 
 
 # --- commercetools ----------------------------------------------------------------------
@@ -20,21 +21,11 @@ INTEGRATIONS_PATH = "/api/v1/org/integrations/eventstream"
 
 async def get_ct_order(ctp: CommercetoolsClient, external_id: str, by: str) -> Json:
     """The order NewStore's external_id names: by id, or by order number."""
-    if by == "orderNumber":
-        path = f"/orders/order-number={segment(external_id)}"
-    else:
-        path = f"/orders/{segment(external_id)}"
-    response = await ctp.send("GET", f"{ctp.project_url}{path}")
-    return dict(response.json())
-
-
-async def update_ct_order(
-    ctp: CommercetoolsClient, order_id: str, version: int, actions: list[Json]
-) -> Json:
-    """POST /{projectKey}/orders/{id}: version-checked (409 ConcurrentModification)."""
-    body = {"version": version, "actions": actions}
-    url = f"{ctp.project_url}/orders/{segment(order_id)}"
-    response = await ctp.send("POST", url, json=body)
+    if by != "orderNumber":
+        return await ctp.get_order(external_id)
+    response = await ctp.send(
+        "GET", f"{ctp.project_url}/orders/order-number={segment(external_id)}"
+    )
     return dict(response.json())
 
 
@@ -52,17 +43,6 @@ async def get_fulfillment_requests(newstore: NewStoreClient, order_uuid: str) ->
     """GET /v0/fulfillment_requests/{order_uuid}: carrier and tracking code per item."""
     url = f"{newstore.base_url}/v0/fulfillment_requests/{segment(order_uuid)}"
     response = await newstore.send("GET", url)
-    return dict(response.json())
-
-
-async def get_integration(newstore: NewStoreClient, integration_id: str) -> Json | None:
-    url = f"{newstore.base_url}{INTEGRATIONS_PATH}/{segment(integration_id)}"
-    try:
-        response = await newstore.send("GET", url)
-    except NewStoreError as error:
-        if error.status == 404:
-            return None
-        raise
     return dict(response.json())
 
 

@@ -16,7 +16,6 @@ from cli.main import app as cli_app
 from connector import deploy
 from connector.commercetools import CommercetoolsClient
 from connector.newstore import NewStoreClient
-from lifecycle import upstream
 from lifecycle.registration import ensure_integration
 from sandbox.stack import LIFECYCLE_API_KEY, Stack, running_stack
 
@@ -293,7 +292,7 @@ def test_a_concurrent_change_is_read_again_a_bounded_number_of_times(
     """Another app changes the order between our read and our update: 409, read again,
     plan again. When it keeps changing, the event waits in the inbox instead."""
     order_id, answer = injected_order(stack, 11)
-    real_update = upstream.update_ct_order
+    real_update = CommercetoolsClient.update_order
     bumps = {"left": 1}
 
     async def racing_update(ctp: Any, oid: str, version: int, actions: Any) -> Any:
@@ -302,7 +301,7 @@ def test_a_concurrent_change_is_read_again_a_bounded_number_of_times(
             stack.ctp.collections["order"].items[oid]["version"] += 1  # someone else wrote
         return await real_update(ctp, oid, version, actions)
 
-    monkeypatch.setattr(upstream, "update_ct_order", racing_update)
+    monkeypatch.setattr(CommercetoolsClient, "update_order", racing_update)
     step(stack, answer["id"], step="complete")
     reset_counters(stack)
     deliver(stack)

@@ -151,3 +151,21 @@ async def test_an_event_stream_must_be_running(
 
     assert check.outcome is outcome
     assert route.call_count == 1
+
+
+@respx.mock
+async def test_an_event_stream_integration_newstore_does_not_have_fails_with_the_fix(
+    newstore: NewStoreClient,
+) -> None:
+    respx.post(f"{NS_BASE}/v0/token").mock(
+        return_value=httpx.Response(200, json={"access_token": "t", "expires_in": 3600})
+    )
+    respx.get(STREAM_URL).mock(
+        return_value=httpx.Response(404, json={"error_code": "not_found", "message": "no"})
+    )
+
+    check = await check_event_stream(newstore, "orders-stream")
+
+    assert check.outcome is Outcome.FAIL
+    assert "no integration orders-stream" in check.reason
+    assert "post-deploy" in (check.fix or "")
