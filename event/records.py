@@ -17,6 +17,7 @@ import structlog
 
 from connector.clock import now_iso
 from connector.commercetools import NEWSTORE_CHANNEL_KEY, CommercetoolsClient, CommercetoolsError
+from connector.order_records import PARKED_STATUS, RETRYING_STATUS
 
 log = structlog.get_logger("event")
 
@@ -25,8 +26,9 @@ class RecordStatus(StrEnum):
     INJECTED = "injected"
     ALREADY_INJECTED = "already_injected"
     CANCELLED = "cancelled"  # a cancellation record: NewStore has cancelled the order
-    RETRYING = "retrying"  # transient failures so far; Pub/Sub is redelivering
-    FAILED = "failed"  # permanent: acknowledged, waiting for an operator
+    # the two the job's watchdog counts, named once in connector/order_records.py
+    RETRYING = RETRYING_STATUS  # transient failures so far; Pub/Sub is redelivering
+    FAILED = PARKED_STATUS  # permanent: acknowledged, waiting for an operator
     DISMISSED = "dismissed"  # an operator said why it needs nothing more (`orders dismiss`)
 
 

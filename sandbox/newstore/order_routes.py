@@ -9,7 +9,6 @@ createCancellation) and `GET /v0/fulfillment_requests/{order_uuid}`
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -18,10 +17,10 @@ from starlette.responses import JSONResponse, Response
 
 from sandbox.controls import SANDBOX_PREFIX
 from sandbox.newstore.errors import Rejected, error_response
+from sandbox.newstore.guarded import AuthCheck, guarded
 from sandbox.newstore.lifecycle import LifecycleOrder
 from sandbox.newstore.state import NewStoreEmulator
 
-AuthCheck = Callable[[NewStoreEmulator, Request], Response | None]
 STEPS = ("assign", "ready", "ship", "complete", "cancel", "cancel_items", "return")
 
 
@@ -38,13 +37,7 @@ async def _json_body(request: Request) -> Any:
 def install_order_routes(app: FastAPI, state: NewStoreEmulator, auth_failure: AuthCheck) -> None:
     lifecycle = state.lifecycle
 
-    async def answer(request: Request, handle: Callable[[], Awaitable[Response]]) -> Response:
-        if (denied := auth_failure(state, request)) is not None:
-            return denied
-        try:
-            return await handle()
-        except Rejected as refusal:
-            return error_response(refusal.status, refusal.error_code, refusal.message)
+    answer = guarded(state, auth_failure)
 
     def find(request: Request, order_id: str) -> LifecycleOrder:
         return lifecycle.find(order_id, request.query_params.get("id_type"))

@@ -7,7 +7,6 @@ sandbox endpoints that drive and inspect delivery (`/_sandbox/stream...`).
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -17,24 +16,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from sandbox.controls import SANDBOX_PREFIX
-from sandbox.newstore.errors import Rejected, error_response
+from sandbox.newstore.errors import Rejected
+from sandbox.newstore.guarded import AuthCheck, guarded
 from sandbox.newstore.state import NewStoreEmulator
 from sandbox.newstore.stream import StreamControls
 
-AuthCheck = Callable[[NewStoreEmulator, Request], Response | None]
 BASE = "/api/v1/org/integrations/eventstream"
 
 
 def install_stream_routes(app: FastAPI, state: NewStoreEmulator, auth_failure: AuthCheck) -> None:
     stream = state.stream
 
-    async def answer(request: Request, handle: Callable[[], Awaitable[Response]]) -> Response:
-        if (denied := auth_failure(state, request)) is not None:
-            return denied
-        try:
-            return await handle()
-        except Rejected as refusal:
-            return error_response(refusal.status, refusal.error_code, refusal.message)
+    answer = guarded(state, auth_failure)
 
     @app.get(BASE)
     async def list_integrations(request: Request) -> Response:
