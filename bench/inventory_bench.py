@@ -144,11 +144,14 @@ class Scenario:
         }
 
 
-def inventory_drafts(scenario: Scenario) -> Iterator[Json]:
+def inventory_drafts(scenario: Scenario, synced: bool = False) -> Iterator[Json]:
+    """The seeded entries; `synced`: as a full sync leaves them (every SKU with a product
+    holds its aggregate), for `--skip-full`."""
     for i in scenario.ids():
-        if not scenario.has_entry(i):
+        if not (scenario.has_product(i) if synced else scenario.has_entry(i)):
             continue
-        quantity = aggregate_atp(i) + (1 + i % 5 if scenario.differs(i) else 0)
+        differs = scenario.differs(i) and not synced
+        quantity = aggregate_atp(i) + (1 + i % 5 if differs else 0)
         draft: Json = {"sku": sku(i), "quantityOnStock": quantity}
         if i % 7 == 0:
             draft["reserved"] = min(2, quantity)
@@ -182,7 +185,7 @@ def batches(items: Iterator[Json], size: int) -> Iterator[list[Json]]:
         yield batch
 
 
-def seed(ctp_url: str, newstore_url: str, scenario: Scenario) -> None:
+def seed(ctp_url: str, newstore_url: str, scenario: Scenario, synced: bool = False) -> None:
     with httpx.Client(timeout=300, trust_env=False) as client:
         for url in (ctp_url, newstore_url):
             client.post(f"{url}/_sandbox/reset").raise_for_status()
@@ -192,7 +195,7 @@ def seed(ctp_url: str, newstore_url: str, scenario: Scenario) -> None:
         client.post(f"{ctp_url}/_sandbox/seed", json={"channels": [channel]}).raise_for_status()
         for chunk in batches(product_drafts(scenario), SEED_BATCH):
             client.post(f"{ctp_url}/_sandbox/seed", json={"products": chunk}).raise_for_status()
-        for chunk in batches(inventory_drafts(scenario), SEED_BATCH):
+        for chunk in batches(inventory_drafts(scenario, synced), SEED_BATCH):
             client.post(f"{ctp_url}/_sandbox/seed", json={"inventory": chunk}).raise_for_status()
 
 
@@ -352,6 +355,9 @@ class Case:
     incremental: bool = False
     change: float = 0.01
     once: bool = False  # the full mode runs once: its second run (writes 0) is skipped
+    # No full-mode run: commercetools is seeded as one leaves it, and the delta is compared
+    # with this full-run wall time (measured before) instead. For quick incremental figures.
+    skip_full_s: float | None = None
 
 
 def run_case(case: Case) -> Json:
@@ -370,8 +376,14 @@ def run_case(case: Case) -> Json:
         running.callback(newstore.stop)
         emulators = {"commercetools": ctp.url, "newstore": newstore.url}
         started = time.perf_counter()
-        seed(ctp.url, newstore.url, scenario)
+        seed(ctp.url, newstore.url, scenario, synced=case.skip_full_s is not None)
         seed_s = time.perf_counter() - started
+        if case.skip_full_s is not None:
+            return {
+                "case": asdict(case),
+                "seed_s": round(seed_s, 1),
+                "incremental": run_incremental(case, scenario, emulators, settings, None),
+            }
         job = running.enter_context(job_server(ctp.url, newstore.url, settings))
         idle_rss_mib = peak_rss_kib(job.pid) / 1024
         for url in emulators.values():
@@ -420,7 +432,7 @@ def run_incremental(
     scenario: Scenario,
     emulators: dict[str, str],
     settings: dict[str, str],
-    full: RunFigures,
+    full: RunFigures | None,
 ) -> Json:
     """A fresh job process in incremental mode, on the state the full runs left: its first
     run (a full export), a run with nothing changed, then a delta after `case.change` of
@@ -439,7 +451,11 @@ def run_incremental(
         delta = run_job(job, emulators)
     set_latency(emulators, 0)
     problems = check_state(ctp_url, scenario, changed)
-    full_total = sum(full.job_requests.values())
+    if full is None:  # --skip-full: the full run's wall time as measured before
+        requests = {"newstore": 0, "commercetools": 0}
+        summary = {"created": 0, "updated": 0, "requests": requests}
+        full = RunFigures(case.skip_full_s or 0.0, 0.0, summary, {})
+    full_total = sum(full.job_requests.values()) or 1
     return {
         "changed_products": len(changed),
         "full_run": full.figures(),
@@ -551,6 +567,10 @@ def report(
 
 
 def print_case(result: Json) -> None:
+    if "first_run" not in result:  # --skip-full
+        print(f"\n{result['case']['skus']:,} SKUs x {len(NODES)} nodes, no full-mode run")
+        print_incremental(result["incremental"])
+        return
     case, first, second = result["case"], result["first_run"], result["second_run"]
     print(
         f"\n{case['skus']:,} SKUs x {len(NODES)} nodes, {case['write_mode']} writes, "
@@ -646,6 +666,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         action="store_true",
         help="the full mode runs once (its second run takes minutes at 1M SKUs)",
     )
+    parser.add_argument(
+        "--skip-full",
+        type=float,
+        metavar="FULL_WALL_S",
+        help="no full-mode run: seed commercetools as one leaves it and compare the delta "
+        "with this full-run wall time, measured before (with --incremental)",
+    )
     return parser.parse_args(argv)
 
 
@@ -678,6 +705,7 @@ def main(argv: Sequence[str]) -> None:
                 args.incremental,
                 args.change,
                 args.once,
+                args.skip_full,
             )
             result = run_case(case)
             print_case(result)
