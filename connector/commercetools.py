@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import msgspec
 
 from connector.http import (
     NotFoundError,
@@ -43,6 +44,25 @@ class CommercetoolsError(UpstreamError):
 
 class CommercetoolsNotFound(CommercetoolsError, NotFoundError):
     pass
+
+
+class InventoryRow(msgspec.Struct, gc=False):
+    """What a bulk read needs of an InventoryEntry (the API's required fields, typed as
+    its OpenAPI says: ../shared/specs/commercetools/openapi.yaml, InventoryEntry; every
+    other field is skipped without being built)."""
+
+    id: str
+    version: int
+    sku: str
+    quantityOnStock: int
+    supplyChannel: dict[str, Any] | None = None
+
+
+class _InventoryPage(msgspec.Struct):
+    results: list[InventoryRow]
+
+
+_decode_inventory_page = msgspec.json.Decoder(_InventoryPage).decode
 
 
 def graphql_error(error: dict[str, Any]) -> dict[str, Any]:
@@ -152,6 +172,23 @@ class CommercetoolsClient(UpstreamClient):
         params.append(("withTotal", "false"))
         page = await self._json("GET", "/inventory", params=params)
         return list(page.get("results", []))
+
+    async def query_inventory_rows(
+        self, where: Sequence[str], limit: int = 500, sort: str = "id asc"
+    ) -> list[InventoryRow]:
+        """`query_inventory`, decoded to the few fields a bulk read needs (`InventoryRow`):
+        at a million entries, building every field of every entry as dicts cost seconds of
+        CPU and hundreds of MB."""
+        params: list[tuple[str, str | int]] = [("limit", limit), ("sort", sort)]
+        params += [("where", w) for w in where]
+        params.append(("withTotal", "false"))
+        response = await self.send("GET", f"{self.project_url}/inventory", params=params)
+        try:
+            return _decode_inventory_page(response.content).results
+        except msgspec.DecodeError as error:  # ValidationError is one
+            raise CommercetoolsError(
+                f"an inventory page that is not a PagedQueryResponse: {error}"[:300], errors=[]
+            ) from None
 
     async def create_inventory_entry(self, draft: dict[str, Any]) -> dict[str, Any]:
         return dict(await self._json("POST", "/inventory", json=draft))

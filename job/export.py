@@ -16,22 +16,23 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import io
 import tempfile
 import time
 import zipfile
 import zlib
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
+import msgspec
 import structlog
 
 from connector.http import UpstreamError
 from connector.newstore import SERVICE, NewStoreClient, NewStoreError
 from job.bounded import NoProgress, Progress, never
-from job.jsonarray import iter_json_values
-from job.sources import MatchField, StockAggregator, StockSnapshot
+from job.jsonarray import iter_array_batches
+from job.sources import MatchField, StockSnapshot
+from job.stocktable import StockTable
 
 log = structlog.get_logger("job")
 
@@ -89,12 +90,15 @@ class ExportSource:
         polls: PollPolicy,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        table: StockTable | None = None,
     ) -> None:
+        """`table`: where a full export's rows go (`read_export`); a delta never uses it."""
         self.newstore = newstore
         self.match_field = match_field
         self.cursor = cursor
         self.polls = polls
         self.delta = cursor is not None
+        self.table = None if self.delta else table
         self._sleep = sleep
         self._clock = clock
 
@@ -187,9 +191,7 @@ class ExportSource:
         started = time.monotonic()
         with tempfile.TemporaryFile() as file:
             size = await self.newstore.download(link, file)
-            # Parsing hundreds of thousands of rows takes about a second of CPU: off the
-            # event loop, so that lease renewals and the commercetools read go on meanwhile.
-            snapshot = await asyncio.to_thread(read_export_file, file, self.match_field)
+            snapshot = await read_export(file, self.match_field, self.table)
         log.info(
             "export read",
             export_id=export_id,
@@ -202,34 +204,108 @@ class ExportSource:
         return snapshot
 
 
+# --- the file -------------------------------------------------------------------------------
+
+
+# gc=False: decoded rows hold no cycles, and tracking millions of them made the collector
+# walk them again and again (measured: a third of the decoding time with a large heap).
+class _Identifiers(msgspec.Struct, gc=False):
+    sku: Any = None
+
+
+class _External(msgspec.Struct, gc=False):
+    identifiers: _Identifiers | None = None
+
+
+class ExportRow(msgspec.Struct, gc=False):
+    """What the sync reads of an export row; every other field is skipped by the decoder
+    without being built. Leaves are `Any`: a value of another type is judged by the sync
+    (as before), not refused by the decoder."""
+
+    product_id: Any = None
+    fulfillment_node_id: Any = None
+    atp: Any = None
+    external_identifiers: list[_External] | None = None
+
+
+_decode_rows = msgspec.json.Decoder(list[ExportRow]).decode
+
+
+def _row_of(value: Any) -> ExportRow:
+    """A row the typed decoder refused (another shape): the same fields, read leniently."""
+    if not isinstance(value, dict):
+        return ExportRow()  # counted as a row without a key
+    sku = external_sku(value)
+    external = [_External(_Identifiers(sku))] if sku is not None else None
+    return ExportRow(
+        value.get("product_id"), value.get("fulfillment_node_id"), value.get("atp"), external
+    )
+
+
+async def read_export(
+    file: IO[bytes], match_field: MatchField, table: StockTable | None = None
+) -> StockSnapshot:
+    """Aggregate ATP per SKU over every row of a downloaded export file, a batch of rows at
+    a time, yielding to the event loop between batches (lease renewals and the
+    commercetools reads go on meanwhile, without a thread: both fill `table`).
+
+    With `table` (a full export in the `aggregate` mode) the snapshot reads its totals
+    from it and keeps its rows for the per-node state; without, the snapshot gets plain
+    dicts (`atp`, `nodes`): a delta is small, and the channel plan needs them whole."""
+    for _ in _filled(file, match_field, own := table or StockTable()):
+        await asyncio.sleep(0)
+    return _snapshot(own, table is None)
+
+
 def read_export_file(file: IO[bytes], match_field: MatchField) -> StockSnapshot:
-    """Aggregate ATP per SKU over every row of a downloaded export file.
+    """`read_export` without an event loop (the same rows, the same checks)."""
+    table = StockTable()
+    for _ in _filled(file, match_field, table):
+        pass
+    return _snapshot(table, True)
+
+
+def _filled(file: IO[bytes], match_field: MatchField, table: StockTable) -> Iterator[None]:
+    """Read the file into the table, a batch at a time (a step per batch).
 
     A file normally holds each (product, node) once: its rows are summed with the repeats
-    check deferred (`StockAggregator`, no set of 3M hashes), and only a file that does
-    repeat a row is read a second time, each repeat then skipped and counted."""
+    check deferred (8 bytes a row, no set of 3M hashes), and only a file that does repeat a
+    row is read a second time, each repeat then skipped and counted."""
     try:
-        snapshot, repeated = _aggregate(file, match_field, defer_duplicates=True)
-        if repeated:
-            del snapshot  # before the second read: never two of them in memory
+        yield from _rows_into(file, match_field, table)
+        if table.repeated_rows():
             log.warning("the export file repeats rows: read again, each repeat counted once")
-            snapshot, _ = _aggregate(file, match_field, defer_duplicates=False)
+            table.restart_stock()
+            yield from _rows_into(file, match_field, table)
     except (ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         raise ExportFailed(SERVICE, f"the export file is unreadable: {error}"[:300]) from None
+
+
+def _snapshot(table: StockTable, as_dicts: bool) -> StockSnapshot:
+    snapshot = StockSnapshot(
+        rows=table.rows,
+        duplicate_rows=table.duplicate_rows,
+        rows_without_key=table.rows_without_key,
+    )
+    if as_dicts:
+        snapshot.atp = dict(table.totals_view())
+        snapshot.nodes = table.node_records()
+    else:
+        snapshot.atp, snapshot.table = table.totals_view(), table
     return snapshot
 
 
-def _aggregate(
-    file: IO[bytes], match_field: MatchField, defer_duplicates: bool
-) -> tuple[StockSnapshot, bool]:
-    aggregator = StockAggregator(match_field, keep_nodes=True, defer_duplicates=defer_duplicates)
-    aggregator.add(stock_rows(export_rows(file), match_field))  # keep_nodes: for job.nodes
-    return aggregator.snapshot, aggregator.repeated_rows()
+def _rows_into(file: IO[bytes], match_field: MatchField, table: StockTable) -> Iterator[None]:
+    by_sku = match_field == "sku"
+    for batch in export_batches(file):
+        table.add_export_rows(batch, by_sku)
+        yield
 
 
-def export_rows(file: IO[bytes]) -> Iterator[Any]:
-    """The rows of an export file: a JSON array, zipped (each JSON member in turn), or
-    gzipped. Told apart by their first bytes, not by the link, whose name may say nothing."""
+def export_batches(file: IO[bytes]) -> Iterator[list[ExportRow]]:
+    """The rows of an export file, in batches: a JSON array (or JSON lines), zipped (each
+    JSON member in turn), or gzipped. Told apart by their first bytes, not by the link,
+    whose name may say nothing."""
     file.seek(0)
     magic = file.read(2)
     file.seek(0)
@@ -240,12 +316,18 @@ def export_rows(file: IO[bytes]) -> Iterator[Any]:
                 raise ValueError("the zip holds no export file")
             for member in members:
                 with archive.open(member) as stream:
-                    yield from _json_values(stream)
+                    yield from iter_array_batches(stream, _decode_rows, _row_of)
     elif magic == b"\x1f\x8b":
         with gzip.GzipFile(fileobj=file) as stream:
-            yield from _json_values(stream)
+            yield from iter_array_batches(stream, _decode_rows, _row_of)
     else:
-        yield from _json_values(file)
+        yield from iter_array_batches(file, _decode_rows, _row_of)
+
+
+def export_rows(file: IO[bytes]) -> Iterator[ExportRow]:
+    """Each row of an export file as the sync reads it (for tests and tools)."""
+    for batch in export_batches(file):
+        yield from batch
 
 
 def is_export_member(member: zipfile.ZipInfo) -> bool:
@@ -256,30 +338,6 @@ def is_export_member(member: zipfile.ZipInfo) -> bool:
         return False
     parts = [part for part in member.filename.replace("\\", "/").split("/") if part]
     return bool(parts) and not any(p == "__MACOSX" or p.startswith(".") for p in parts)
-
-
-def _json_values(binary: IO[bytes] | gzip.GzipFile) -> Iterator[Any]:
-    # utf-8-sig: a byte order mark, should a tool write one, is not JSON.
-    text = io.TextIOWrapper(binary, encoding="utf-8-sig")
-    try:
-        yield from iter_json_values(text)
-    finally:
-        text.detach()  # closing the wrapper would close the file its owner still holds
-
-
-def stock_rows(rows: Iterable[Any], match_field: MatchField) -> Iterator[Mapping[str, Any]]:
-    """Export rows as the aggregator reads them: with the SKU under `sku`.
-
-    The SKU is in `external_identifiers: [{identifiers: {sku}}]` (one entry per catalog and
-    locale: the first that names a SKU counts). With `INVENTORY_MATCH_FIELD=product_id` the
-    row's own `product_id` is the key and the identifiers are not looked at."""
-    for row in rows:
-        if not isinstance(row, dict):
-            yield {}  # counted as a row without a key
-            continue
-        if match_field == "sku":
-            row["sku"] = external_sku(row)  # a freshly parsed row: ours to change
-        yield row
 
 
 def external_sku(row: Mapping[str, Any]) -> str | None:

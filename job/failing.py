@@ -112,5 +112,6 @@ class RetryingFailing:
     async def read(self, progress: Progress, stop: Callable[[], bool]) -> StockSnapshot:
         snapshot = await self.inner.read(progress, stop)
         if snapshot.complete and self.delta:
-            self.retried = retry_into(snapshot.atp, self.failing)
+            snapshot.atp = atp = dict(snapshot.atp)  # a delta's: small
+            self.retried = retry_into(atp, self.failing)
         return snapshot

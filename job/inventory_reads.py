@@ -14,9 +14,15 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from connector.commercetools import CommercetoolsClient, CommercetoolsError, graphql_error
+from connector.commercetools import (
+    CommercetoolsClient,
+    CommercetoolsError,
+    InventoryRow,
+    graphql_error,
+)
 from job.bounded import NoProgress, Progress, chunks, for_each
 from job.plan import Entry, channel_less_entries
+from job.stocktable import StockTable
 
 CHANNEL_LESS = "supplyChannel is not defined"
 PAGE_LIMIT = 500  # the API's maximum
@@ -68,9 +74,12 @@ def id_ranges() -> list[tuple[str | None, str | None]]:
 
 
 async def read_channel_less_entries(
-    ctp: CommercetoolsClient, progress: Progress | None = None, concurrency: int = 1
+    ctp: CommercetoolsClient,
+    progress: Progress | None = None,
+    concurrency: int = 1,
+    into: StockTable | None = None,
 ) -> dict[str, Entry]:
-    """Every channel-less entry, by SKU.
+    """Every channel-less entry, by SKU (or, with `into`, into that table: {} is returned).
 
     Paged by id cursor (`sort=id asc`, `id > last`), which, unlike offsets, has no 10,000
     limit and stays cheap deep into a large inventory. One cursor's pages depend on each
@@ -82,12 +91,23 @@ async def read_channel_less_entries(
     progress = progress or NoProgress()
     progress.start("commercetools", None)
     entries: dict[str, Entry] = {}
-    first = await ctp.query_inventory([CHANNEL_LESS], PAGE_LIMIT)
-    channel_less_entries(first, entries)
+
+    def keep(rows: Sequence[InventoryRow]) -> None:
+        # The query already asks for `supplyChannel is not defined`; checking again means a
+        # query mistake can never make the job write an entry that belongs to a channel.
+        for row in rows:
+            if row.supplyChannel is None:
+                if into is not None:
+                    into.add_entry(row.sku, row.id, row.version, row.quantityOnStock)
+                else:
+                    entries[row.sku] = Entry(row.id, row.version, row.quantityOnStock)
+
+    first = await ctp.query_inventory_rows([CHANNEL_LESS], PAGE_LIMIT)
+    keep(first)
     progress.advance("commercetools")
     if len(first) < PAGE_LIMIT:
         return entries
-    after = str(first[-1]["id"])
+    after = first[-1].id
 
     async def read_range(bounds: tuple[str | None, str | None]) -> None:
         lower, upper = bounds
@@ -100,30 +120,29 @@ async def read_channel_less_entries(
         cursor = after if lower is None or lower <= after else None
         while True:
             where = fixed if cursor is None else [*fixed, f"id > {literal(cursor)}"]
-            results = await ctp.query_inventory(where, PAGE_LIMIT)
-            _check_advances(cursor, results)
-            channel_less_entries(results, entries)
+            rows = await ctp.query_inventory_rows(where, PAGE_LIMIT)
+            _check_advances(cursor, [row.id for row in rows])
+            keep(rows)
             progress.advance("commercetools")
-            if len(results) < PAGE_LIMIT:
+            if len(rows) < PAGE_LIMIT:
                 return
-            cursor = str(results[-1]["id"])
+            cursor = rows[-1].id
 
     rest = [bounds for bounds in id_ranges() if bounds[1] is None or bounds[1] > after]
     await for_each(rest, read_range, concurrency)
     return entries
 
 
-def _check_advances(cursor: str | None, results: Sequence[dict[str, Any]]) -> None:
+def _check_advances(cursor: str | None, ids: Sequence[str]) -> None:
     """Every id of a page after `id > cursor`, sorted by id, must be past the cursor, and
     the page's last id with it; otherwise the next page would be this one again (a proxy
     serving a cached page, an API ignoring the predicate), and the read would never end."""
-    if cursor is None or not results:
+    if cursor is None or not ids:
         return
-    if any(str(result.get("id")) <= cursor for result in results):
-        last = str(results[-1].get("id"))
+    if any(entry_id <= cursor for entry_id in ids):
         raise CursorStalled(
             f"the inventory id cursor did not advance (after {cursor[:64]!r} came "
-            f"{last[:64]!r}): stopped reading",
+            f"{ids[-1][:64]!r}): stopped reading",
             errors=[],
         )
 

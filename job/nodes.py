@@ -31,13 +31,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from connector.commercetools import CommercetoolsClient, CommercetoolsError
 from connector.http import UpstreamError
 from job.bounded import chunks, for_each
+from job.stocktable import StockTable
 
 DeltaRows = Literal["changed", "product"]
 NodeAtp = dict[str, int]  # fulfillment node id -> ATP
@@ -53,8 +55,16 @@ WRITE_BATCH = 100  # buckets per GraphQL request
 
 def bucket_key(sku: str) -> str:
     """The Custom Object key holding a SKU's record (stable across processes)."""
+    return key_of(bucket_index(sku))
+
+
+def bucket_index(sku: str) -> int:
     digest = hashlib.blake2b(sku.encode(), digest_size=4).digest()
-    return f"{KEY_PREFIX}{int.from_bytes(digest, 'big') % BUCKETS:03x}"
+    return int.from_bytes(digest, "big") % BUCKETS
+
+
+def key_of(index: int) -> str:
+    return f"{KEY_PREFIX}{index:03x}"
 
 
 def container_of(lease_container: str) -> str:
@@ -80,7 +90,7 @@ class Stored:
 
 
 def all_keys() -> list[str]:
-    return [f"{KEY_PREFIX}{index:03x}" for index in range(BUCKETS)]
+    return [key_of(index) for index in range(BUCKETS)]
 
 
 def canonical(skus: Mapping[str, Mapping[str, int]]) -> str:
@@ -147,24 +157,57 @@ def full_buckets(stored: Mapping[str, Stored], records: Mapping[str, NodeAtp]) -
     (SKUs no longer exported are dropped), and only those whose value differs from the
     stored one (by digest) are returned, their value already serialised. A record without
     a zero is shared, not copied."""
-    grouped: dict[str, list[str]] = {}
-    for sku in records:
-        grouped.setdefault(bucket_key(sku), []).append(sku)
+    grouped: dict[str, dict[str, NodeAtp]] = {}
+    for sku, nodes in records.items():
+        grouped.setdefault(bucket_key(sku), {})[sku] = nodes
     changed = []
     for key in all_keys():
-        skus: dict[str, NodeAtp] = {}
-        for sku in grouped.pop(key, ()):
-            nodes = records[sku]
-            kept = nodes if all(nodes.values()) else compact(nodes)
-            if kept:
-                skus[sku] = kept  # shared with the snapshot: read-only from here on
-        before = stored.get(key)
-        if before is None and not skus:
-            continue
-        text = canonical(skus)
-        if before is None or before.digest != digest(text):
-            changed.append(Bucket(key, before.version if before else 0, skus, text))
+        bucket = _changed(key, stored.get(key), grouped.pop(key, {}))
+        if bucket is not None:
+            changed.append(bucket)
     return changed
+
+
+def table_buckets(stored: Mapping[str, Stored], table: StockTable) -> Iterator[Bucket]:
+    """`full_buckets` over a full export's table (job/stocktable.py), a bucket at a time:
+    the rows are grouped by bucket (their row numbers, 4 bytes each), and only one bucket's
+    records exist at once, so the state is never held twice as dicts. The same buckets,
+    texts and digests as `full_buckets` of `table.node_records()` (tests/job/test_stocktable.py)."""
+    skus, node_ids = table.skus(), table.node_ids
+    row_skus, row_nodes, row_atp = table.row_skus, table.row_nodes, table.row_atp
+    of_position = array("H", (bucket_index(sku) for sku in skus))
+    grouped = [array("i") for _ in range(BUCKETS)]
+    for row, position in enumerate(row_skus):
+        grouped[of_position[position]].append(row)
+    del of_position
+    for index, rows in enumerate(grouped):
+        records: dict[str, NodeAtp] = {}
+        for row in rows:
+            sku, node = skus[row_skus[row]], node_ids[row_nodes[row]]
+            record = records.get(sku)
+            if record is None:
+                record = records[sku] = {}
+            record[node] = record.get(node, 0) + row_atp[row]
+        grouped[index] = array("i")  # done with its rows
+        bucket = _changed(key_of(index), stored.get(key_of(index)), records)
+        if bucket is not None:
+            yield bucket
+
+
+def _changed(key: str, before: Stored | None, records: Mapping[str, NodeAtp]) -> Bucket | None:
+    """A full export's bucket `key` holding exactly `records` (zeros dropped), or None when
+    the stored one already holds that (by digest)."""
+    skus: dict[str, NodeAtp] = {}
+    for sku, nodes in records.items():
+        kept = nodes if all(nodes.values()) else compact(nodes)
+        if kept:
+            skus[sku] = kept  # shared with the caller's records: read-only from here on
+    if before is None and not skus:
+        return None
+    text = canonical(skus)
+    if before is not None and before.digest == digest(text):
+        return None
+    return Bucket(key, before.version if before else 0, skus, text)
 
 
 def from_stored(obj: Mapping[str, Any]) -> Bucket:

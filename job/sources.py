@@ -17,6 +17,7 @@ import structlog
 
 from connector.newstore import NewStoreClient
 from job.bounded import NoProgress, Progress, for_each, never
+from job.stocktable import StockTable
 
 log = structlog.get_logger("job")
 
@@ -31,7 +32,8 @@ PARTITION_MASK = PARTITIONS - 1
 class StockSnapshot:
     """Aggregate ATP per SKU, and how the rows that made it looked."""
 
-    atp: dict[str, int] = field(default_factory=dict)
+    # a dict, or for a full export in the aggregate mode a view of `table`
+    atp: Mapping[str, int] = field(default_factory=dict)
     rows: int = 0
     duplicate_rows: int = 0
     rows_without_key: int = 0
@@ -44,6 +46,9 @@ class StockSnapshot:
     nodes: dict[str, dict[str, int]] | None = None
     cursor: int | None = None  # the position in NewStore's stock that this snapshot reflects
     export_id: str | None = None
+    # A full export in the aggregate mode: the compact state (job/stocktable.py) that `atp`
+    # reads, the export's rows and the commercetools entries in it.
+    table: StockTable | None = None
 
 
 class StockSource(Protocol):
@@ -72,7 +77,8 @@ class StockAggregator:
         self, match_field: MatchField, keep_nodes: bool = False, defer_duplicates: bool = False
     ) -> None:
         self.match_field = match_field
-        self.snapshot = StockSnapshot(nodes={} if keep_nodes else None)
+        self._atp: dict[str, int] = {}
+        self.snapshot = StockSnapshot(atp=self._atp, nodes={} if keep_nodes else None)
         self._seen: set[int] | None = None if defer_duplicates else set()
         self._recorded = [array("q") for _ in range(PARTITIONS)] if defer_duplicates else []
 
@@ -82,7 +88,7 @@ class StockAggregator:
         return any(len(set(part)) != len(part) for part in self._recorded)
 
     def add(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        snapshot, seen, atp = self.snapshot, self._seen, self.snapshot.atp
+        snapshot, seen, atp = self.snapshot, self._seen, self._atp
         per_node, recorded = snapshot.nodes, self._recorded
         for row in rows:
             key = row.get(self.match_field)

@@ -20,6 +20,7 @@ incremental one keeps its cursor, so the next delta holds the same changes again
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -59,6 +60,7 @@ from job.nodes import (
     full_buckets,
     merge_delta,
     rebucket,
+    table_buckets,
 )
 from job.plan import (
     ChannelSlot,
@@ -74,6 +76,8 @@ from job.plan import (
 )
 from job.settings import InventorySettings
 from job.sources import StockedProductsSource, StockSnapshot, StockSource
+from job.stocktable import StockTable, plan_table, table_entries
+from job.stocktable import skus_without_entry as table_skus_without_entry
 from job.watchdog import Watchdog, load_watchdog_settings
 
 log = structlog.get_logger("job")
@@ -90,6 +94,7 @@ JOB_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 LONGEST_CALL_S = JOB_RETRY.budget_s + (JOB_TIMEOUT.connect or 0.0) + (JOB_TIMEOUT.read or 0.0)
 FAILED_LISTED = 1000  # the reply lists at most this many failed SKUs (all are counted)
 DRY_RUN_SAMPLE = 10
+SAVED_AT_ONCE = 400  # per-node buckets serialised ahead of their writes (~6 MB at 1M SKUs)
 
 
 class Status(StrEnum):
@@ -352,8 +357,15 @@ class InventorySync:
             # A delta merges into the per-node state (job/nodes.py): none kept yet, so the
             # totals of a delta could not be known. A full export starts it.
             choice = ExportChoice(None, "full export: no per-node state yet")
+        # A full export in the aggregate mode fills the compact table (job/stocktable.py):
+        # the one read that must hold a whole catalog of a million SKUs.
+        compact = choice.cursor is None and self.settings.channels == "aggregate"
         export = ExportSource(
-            self.clients.newstore, self.settings.match_field, choice.cursor, self.polls
+            self.clients.newstore,
+            self.settings.match_field,
+            choice.cursor,
+            self.polls,
+            table=StockTable() if compact else None,
         )
         source = RetryingFailing(export, state.failing)  # kept failing SKUs: again
         report = await self._sync(source, stopper, progress, dry_run)
@@ -486,14 +498,22 @@ class InventorySync:
             return None, report, channels
         node_channels = channels.node_channels() if channels is not None else {}
         nodes = snapshot.nodes or {}
+        table = snapshot.table
         with timed(phases, "products"):
-            missing = skus_without_entry(snapshot.atp, entries) if self.aggregate else []
+            if table is not None:
+                missing = table_skus_without_entry(table)
+            else:
+                missing = skus_without_entry(snapshot.atp, entries) if self.aggregate else []
             if channels is not None:
                 extra = skus_without_channel_entry(nodes, node_channels, per_store)
                 missing = sorted(set(missing) | extra)
             products = await product_skus(ctp, missing, self.settings.concurrency, progress)
         with timed(phases, "plan"):
-            plan = plan_sync(snapshot.atp, entries, products) if self.aggregate else Plan()
+            if table is not None:
+                plan = plan_table(table, products)
+                entries = table_entries(table, (u.sku for u in plan.updates[:DRY_RUN_SAMPLE]))
+            else:
+                plan = plan_sync(snapshot.atp, entries, products) if self.aggregate else Plan()
             if channels is not None:
                 plan += plan_channel_entries(nodes, node_channels, per_store, products)
         report = SyncReport(
@@ -537,10 +557,12 @@ class InventorySync:
                     await self._node_state(snapshot, save)
                 return snapshot
 
-            # Every entry is needed: read them while NewStore is read.
+            # Every entry is needed: read them while NewStore is read (into the export's
+            # table when it has one).
+            table = _export_table(source)
             snapshot, entries, per_store = await together(
                 stock(),
-                read_channel_less_entries(ctp, progress, self.settings.concurrency)
+                read_channel_less_entries(ctp, progress, self.settings.concurrency, table)
                 if self.aggregate
                 else _no_entries(),
                 read_channel_entries(ctp, ids, progress),
@@ -582,12 +604,26 @@ class InventorySync:
             # the quantity they were given.
             totals = {sku: sum(nodes.values()) for sku, nodes in merged.items()}
             snapshot.atp = {**snapshot.atp, **totals}
+        elif snapshot.table is not None:
+            if save:  # a bucket at a time: never the whole state as dicts (job/nodes.py)
+                kept = await self.nodes.load_all()
+                buckets = table_buckets(kept, snapshot.table)
+                while batch := list(itertools.islice(buckets, SAVED_AT_ONCE)):
+                    await self.nodes.save(batch)
+                await self.nodes.mark_ready()
+            snapshot.table.drop_rows()
+            return
         else:
             changed = full_buckets(await self.nodes.load_all(), rows)
         if save:
             await self.nodes.save(changed)
             if not snapshot.delta:
                 await self.nodes.mark_ready()
+
+
+def _export_table(source: StockSource) -> StockTable | None:
+    inner = source.inner if isinstance(source, RetryingFailing) else source
+    return inner.table if isinstance(inner, ExportSource) else None
 
 
 def _is_export(source: StockSource) -> bool:

@@ -25,7 +25,6 @@ from job.export import (
     PollPolicy,
     export_rows,
     read_export_file,
-    stock_rows,
 )
 from sandbox.newstore import NewStoreEmulator
 from tests.job.conftest import FAST_RETRY, NS_URL
@@ -314,7 +313,8 @@ def zipped(data: bytes) -> bytes:
 )
 def test_every_file_format_gives_the_same_rows(encode: Callable[[bytes], bytes]) -> None:
     with as_file(encode(json.dumps(ROWS).encode())) as file:
-        assert list(export_rows(file)) == ROWS
+        read = [(r.product_id, r.fulfillment_node_id, r.atp) for r in export_rows(file)]
+        assert read == [(r["product_id"], r["fulfillment_node_id"], r["atp"]) for r in ROWS]
         snapshot = read_export_file(file, "sku")
     # the SKU is the first identifier that names one; P2 has none and is counted, not summed
     assert (snapshot.atp, snapshot.rows, snapshot.rows_without_key) == ({"SKU-1": 7}, 2, 1)
@@ -344,4 +344,15 @@ def test_an_unreadable_file_is_an_export_failure(data: bytes) -> None:
 
 
 def test_rows_that_are_not_objects_count_as_rows_without_a_key() -> None:
-    assert list(stock_rows([1, None], "sku")) == [{}, {}]
+    with as_file(json.dumps([1, None, ROWS[0], "x"]).encode()) as file:
+        snapshot = read_export_file(file, "sku")
+    assert (snapshot.atp, snapshot.rows, snapshot.rows_without_key) == ({"SKU-1": 3}, 1, 3)
+
+
+def test_rows_of_another_shape_are_read_leniently_as_before() -> None:
+    """A row whose identifiers are not objects makes the typed decoder refuse its batch:
+    the batch is read again untyped, the other rows count as they always did."""
+    odd = {**ROWS[0], "external_identifiers": ["SKU-9", {"identifiers": "SKU-8"}]}
+    with as_file(json.dumps([odd, ROWS[1], {**ROWS[2], "atp": 2.0}]).encode()) as file:
+        snapshot = read_export_file(file, "product_id")
+    assert (snapshot.atp, snapshot.rows, snapshot.rows_without_key) == ({"P1": 7, "P2": 2}, 3, 0)

@@ -74,7 +74,7 @@ async def test_id_ranges_are_read_side_by_side(
 ) -> None:
     ct_emulator.seed({"inventory": entry_drafts(8000, channel_every=7)})
     in_flight = most = 0
-    query = ctp.query_inventory
+    query = ctp.query_inventory_rows
 
     async def counting(*args: Any, **kwargs: Any) -> Any:
         nonlocal in_flight, most
@@ -86,7 +86,7 @@ async def test_id_ranges_are_read_side_by_side(
         finally:
             in_flight -= 1
 
-    ctp.query_inventory = counting  # type: ignore[method-assign]
+    ctp.query_inventory_rows = counting  # type: ignore[method-assign]
     entries = await read_channel_less_entries(ctp, concurrency=8)
     assert len(entries) == 8000 and most == 8
     assert requests_to(ct_emulator, "GET /sandbox/inventory") == expected_pages(ct_emulator)
