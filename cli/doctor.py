@@ -40,7 +40,7 @@ def config_check(name: str, error: ConfigError) -> Check:
 def wanted_destination(env: Mapping[str, str]) -> dict[str, Any] | None:
     """Where post-deploy would point the subscription; None without CONNECT_* variables."""
     try:
-        return dict(deploy.destination_from_env(env).serialize())
+        return deploy.destination_from_env(env)
     except deploy.DeployConfigError:
         return None
 

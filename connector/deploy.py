@@ -19,41 +19,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from commercetools.platform.models import (
-    AwsAuthenticationMode,
-    CloudEventsFormat,
-    Destination,
-    GoogleCloudPubSubDestination,
-    MessageSubscription,
-    MessageSubscriptionResourceTypeId,
-    PlatformFormat,
-    SnsDestination,
-    SubscriptionDraft,
-)
-
 from connector.commercetools import NEWSTORE_CHANNEL_KEY, CommercetoolsClient, CommercetoolsError
 
+# The drafts are plain JSON: the typed models of the `commercetools` package cost every app
+# ~38 MB of memory to import, for a few small dicts. tests/unit/test_deploy_drafts.py checks
+# every draft built here against those models (and the OpenAPI contract tests against the
+# spec), so the JSON cannot drift from the SubscriptionDraft schema.
 SUBSCRIPTION_KEY = "newstore-connector-order-created"
 ORDER_MESSAGES = ["OrderCreated", "OrderStateChanged"]
-MESSAGES = [
-    MessageSubscription(
-        resource_type_id=MessageSubscriptionResourceTypeId.ORDER, types=ORDER_MESSAGES
-    )
-]
 CHANNEL_DRAFT: dict[str, Any] = {"key": NEWSTORE_CHANNEL_KEY, "roles": ["OrderExport"]}
 
 
-def messages_for(env: Mapping[str, str]) -> list[MessageSubscription]:
-    """The order messages the event app needs under ORDER_INJECT_WHEN."""
+def messages_for(env: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The order messages (MessageSubscription) the event app needs under ORDER_INJECT_WHEN."""
     when = env.get("ORDER_INJECT_WHEN", "created")
     if when not in ("created", "confirmed", "paid"):
         raise DeployConfigError("ORDER_INJECT_WHEN must be created, confirmed or paid")
-    if when != "paid":
-        return MESSAGES
-    types = [*ORDER_MESSAGES, "OrderPaymentStateChanged"]
-    return [
-        MessageSubscription(resource_type_id=MessageSubscriptionResourceTypeId.ORDER, types=types)
-    ]
+    types = [*ORDER_MESSAGES, "OrderPaymentStateChanged"] if when == "paid" else ORDER_MESSAGES
+    return [{"resourceTypeId": "order", "types": list(types)}]
 
 
 class DeployConfigError(ValueError):
@@ -67,15 +50,17 @@ class DeployResult:
     channel: str | None = None  # the newstore channel: created | exists
 
 
-def destination_from_env(env: Mapping[str, str]) -> Destination:
-    """GCP Pub/Sub from CONNECT_GCP_*, else AWS SNS from CONNECT_AWS_TOPIC_ARN."""
+def destination_from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """GCP Pub/Sub from CONNECT_GCP_*, else AWS SNS from CONNECT_AWS_TOPIC_ARN (IAM)."""
     topic, project = env.get("CONNECT_GCP_TOPIC_NAME"), env.get("CONNECT_GCP_PROJECT_ID")
     if topic and project:
-        return GoogleCloudPubSubDestination(project_id=project, topic=topic)
+        return {"type": "GoogleCloudPubSub", "projectId": project, "topic": topic}
     if env.get("CONNECT_AWS_TOPIC_ARN"):
-        return SnsDestination(
-            topic_arn=env["CONNECT_AWS_TOPIC_ARN"], authentication_mode=AwsAuthenticationMode.IAM
-        )
+        return {
+            "type": "SNS",
+            "topicArn": env["CONNECT_AWS_TOPIC_ARN"],
+            "authenticationMode": "IAM",
+        }
     missing = [n for n in ("CONNECT_GCP_TOPIC_NAME", "CONNECT_GCP_PROJECT_ID") if not env.get(n)]
     raise DeployConfigError(
         f"missing {' and '.join(missing)} (Google Cloud), or CONNECT_AWS_TOPIC_ARN (AWS): "
@@ -88,18 +73,17 @@ def subscription_draft(env: Mapping[str, str]) -> dict[str, Any]:
     wanted = env.get("SUBSCRIPTION_FORMAT", "Platform")
     if wanted not in ("Platform", "CloudEvents"):
         raise DeployConfigError("SUBSCRIPTION_FORMAT must be Platform or CloudEvents")
-    message_format = (
-        CloudEventsFormat(cloud_events_version="1.0")
+    message_format: dict[str, Any] = (
+        {"type": "CloudEvents", "cloudEventsVersion": "1.0"}
         if wanted == "CloudEvents"
-        else PlatformFormat()  # type: ignore[no-untyped-call]
+        else {"type": "Platform"}
     )
-    draft = SubscriptionDraft(
-        key=SUBSCRIPTION_KEY,
-        destination=destination_from_env(env),
-        messages=messages_for(env),
-        format=message_format,
-    )
-    return dict(draft.serialize())
+    return {
+        "destination": destination_from_env(env),
+        "key": SUBSCRIPTION_KEY,
+        "messages": messages_for(env),
+        "format": message_format,
+    }
 
 
 def update_actions(existing: dict[str, Any], draft: dict[str, Any]) -> list[dict[str, Any]]:
