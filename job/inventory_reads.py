@@ -95,12 +95,12 @@ async def read_channel_less_entries(
     def keep(rows: Sequence[InventoryRow]) -> None:
         # The query already asks for `supplyChannel is not defined`; checking again means a
         # query mistake can never make the job write an entry that belongs to a channel.
+        if into is not None:
+            into.add_entries(rows)
+            return
         for row in rows:
             if row.supplyChannel is None:
-                if into is not None:
-                    into.add_entry(row.sku, row.id, row.version, row.quantityOnStock)
-                else:
-                    entries[row.sku] = Entry(row.id, row.version, row.quantityOnStock)
+                entries[row.sku] = Entry(row.id, row.version, row.quantityOnStock)
 
     first = await ctp.query_inventory_rows([CHANNEL_LESS], PAGE_LIMIT)
     keep(first)

@@ -125,7 +125,7 @@ def _items(scanner: _Scanner) -> Iterator[Any]:
 
 # --- in batches, typed ------------------------------------------------------------------------
 
-BATCH_BYTES = 4 << 20
+BATCH_BYTES = 1 << 20  # a window: its rows and their copies stay a few MB
 # A row's first key, as the array's first object spells it: rows of one export are written
 # by one serialiser, so each top-level object starts with the same key.
 _FIRST_KEY = re.compile(rb'\s*\{\s*("(?:[^"\\]|\\.)*")\s*:')

@@ -39,7 +39,7 @@ from typing import Any, Literal
 from connector.commercetools import CommercetoolsClient, CommercetoolsError
 from connector.http import UpstreamError
 from job.bounded import chunks, for_each
-from job.stocktable import StockTable
+from job.stocktable import StockTable, unpacked
 
 DeltaRows = Literal["changed", "product"]
 NodeAtp = dict[str, int]  # fulfillment node id -> ATP
@@ -174,7 +174,7 @@ def table_buckets(stored: Mapping[str, Stored], table: StockTable) -> Iterator[B
     records exist at once, so the state is never held twice as dicts. The same buckets,
     texts and digests as `full_buckets` of `table.node_records()` (tests/job/test_stocktable.py)."""
     skus, node_ids = table.skus(), table.node_ids
-    row_skus, row_nodes, row_atp = table.row_skus, table.row_nodes, table.row_atp
+    row_skus, row_values = table.row_skus, table.row_values
     of_position = array("H", (bucket_index(sku) for sku in skus))
     grouped = [array("i") for _ in range(BUCKETS)]
     for row, position in enumerate(row_skus):
@@ -183,11 +183,13 @@ def table_buckets(stored: Mapping[str, Stored], table: StockTable) -> Iterator[B
     for index, rows in enumerate(grouped):
         records: dict[str, NodeAtp] = {}
         for row in rows:
-            sku, node = skus[row_skus[row]], node_ids[row_nodes[row]]
+            sku = skus[row_skus[row]]
+            node_number, atp = unpacked(row_values[row])
+            node = node_ids[node_number]
             record = records.get(sku)
             if record is None:
                 record = records[sku] = {}
-            record[node] = record.get(node, 0) + row_atp[row]
+            record[node] = record.get(node, 0) + atp
         grouped[index] = array("i")  # done with its rows
         bucket = _changed(key_of(index), stored.get(key_of(index)), records)
         if bucket is not None:

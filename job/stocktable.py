@@ -28,6 +28,12 @@ from job.plan import Create, Entry, Plan, Update, target_quantity
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _NO_ID = bytes(16)
+# A row's node and ATP share 64 bits: 48 for the ATP (signed: far beyond any stock level,
+# and one outside is refused, never wrapped), 15 for the node's number.
+ATP_BITS = 48
+ATP_MASK = (1 << ATP_BITS) - 1
+ATP_LIMIT = 1 << (ATP_BITS - 1)
+MAX_NODES = 1 << 15
 PARTITIONS = 256  # of the deferred row identities (by their low bits)
 PARTITION_MASK = PARTITIONS - 1
 
@@ -55,6 +61,21 @@ class ExportRowLike(Protocol):
     def external_identifiers(self) -> Sequence[_ExternalLike] | None: ...
 
 
+class InventoryRowLike(Protocol):
+    """What `add_entries` reads of an entry (connector/commercetools.py's `InventoryRow`)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def sku(self) -> str: ...
+    @property
+    def quantityOnStock(self) -> int: ...
+    @property
+    def supplyChannel(self) -> Any: ...
+
+
 class StockTable:
     def __init__(self) -> None:
         self.index: dict[str, int] = {}  # SKU -> position, in the order first met
@@ -65,11 +86,11 @@ class StockTable:
         self.quantities = array("q")  # the entry's quantityOnStock
         self._entry_ids = bytearray()  # 16 bytes a position: the entry's id as a UUID
         self._other_ids: dict[int, str] = {}  # ids that are not lowercase UUIDs
-        # per row of the export: (position, node, ATP); dropped once the per-node state is
-        # saved (`drop_rows`)
+        # per row of the export: its SKU's position, and its node and ATP packed into one
+        # 64-bit value (`packed`, `unpacked`: 12 bytes a row, not 16); dropped once the
+        # per-node state is saved (`drop_rows`)
         self.row_skus = array("i")
-        self.row_nodes = array("i")
-        self.row_atp = array("q")
+        self.row_values = array("q")
         self.node_ids: list[str] = []
         self._node_index: dict[str, int] = {}
         # the row identities, recorded to find a repeated row at the end (`repeated_rows`)
@@ -97,6 +118,8 @@ class StockTable:
     def node(self, node_id: str) -> int:
         found = self._node_index.get(node_id)
         if found is None:
+            if len(self.node_ids) >= MAX_NODES:
+                raise ValueError(f"more than {MAX_NODES} fulfillment nodes")
             found = self._node_index[sys.intern(node_id)] = len(self.node_ids)
             self.node_ids.append(node_id)
         return found
@@ -120,15 +143,14 @@ class StockTable:
         self.totals[position] += atp
         self.exported[position] = 1
         self.row_skus.append(position)
-        self.row_nodes.append(self.node(node_id))
-        self.row_atp.append(atp)
+        self.row_values.append(packed(self.node(node_id), atp))
 
     def add_export_rows(self, batch: Iterable[ExportRowLike], by_sku: bool) -> None:
         """`add_row` for each row of an export batch whose key is a non-empty string (the
         first SKU its identifiers name, or its product id), the others counted: the hot
         path of a 3M-row export, so written out once with everything in locals."""
         index, totals, exported = self.index, self.totals, self.exported
-        row_skus, row_nodes, row_atp = self.row_skus, self.row_nodes, self.row_atp
+        row_skus, row_values = self.row_skus, self.row_values
         identities, seen, node_index = self._identities, self._seen, self._node_index
         position_of, node_of = self.position, self.node
         for row in batch:
@@ -148,6 +170,8 @@ class StockTable:
             node_id = node_id if isinstance(node_id, str) else str(node_id or "")
             atp = row.atp
             atp = atp if type(atp) is int else int(atp or 0)
+            if not -ATP_LIMIT <= atp < ATP_LIMIT:
+                raise ValueError(f"an ATP of {atp} is not a stock level")
             identity = hash((row.product_id or key, node_id))
             if seen is None:
                 identities[identity & PARTITION_MASK].append(identity)
@@ -166,8 +190,7 @@ class StockTable:
             totals[position] += atp
             exported[position] = 1
             row_skus.append(position)
-            row_nodes.append(node)
-            row_atp.append(atp)
+            row_values.append(node << ATP_BITS | atp & ATP_MASK)
 
     def repeated_rows(self) -> bool:
         """Whether a (product, node) came twice: one partition at a time, so the check never
@@ -185,7 +208,7 @@ class StockTable:
         self._seen = set()
 
     def drop_rows(self) -> None:
-        self.row_skus, self.row_nodes, self.row_atp = array("i"), array("i"), array("q")
+        self.row_skus, self.row_values = array("i"), array("q")
         self._identities = []
 
     def exported_count(self) -> int:
@@ -202,7 +225,8 @@ class StockTable:
         """ATP per SKU per node, summed over the rows (as `StockAggregator` keeps them)."""
         skus, nodes = self.skus(), self.node_ids
         records: dict[str, dict[str, int]] = {}
-        for position, node, atp in zip(self.row_skus, self.row_nodes, self.row_atp, strict=True):
+        for position, value in zip(self.row_skus, self.row_values, strict=True):
+            node, atp = unpacked(value)
             record = records.setdefault(skus[position], {})
             record[nodes[node]] = record.get(nodes[node], 0) + atp
         return records
@@ -219,6 +243,27 @@ class StockTable:
         else:
             self._other_ids[position] = entry_id
 
+    def add_entries(self, rows: Iterable[InventoryRowLike]) -> None:
+        """`add_entry` for each channel-less row of an inventory page (1M at a million
+        SKUs: written out once, with everything in locals)."""
+        index, versions, quantities = self.index, self.versions, self.quantities
+        entry_ids, other_ids, position_of = self._entry_ids, self._other_ids, self.position
+        uuid, fromhex = _UUID.fullmatch, bytes.fromhex
+        for row in rows:
+            if row.supplyChannel is not None:
+                continue
+            position = index.get(row.sku)
+            if position is None:
+                position = position_of(row.sku)
+            versions[position] = row.version
+            quantities[position] = row.quantityOnStock
+            entry_id = row.id
+            if uuid(entry_id):
+                start = position * 16
+                entry_ids[start : start + 16] = fromhex(entry_id.replace("-", ""))
+            else:
+                other_ids[position] = entry_id
+
     def entry(self, position: int) -> Entry | None:
         version = self.versions[position]
         if not version:
@@ -231,6 +276,18 @@ class StockTable:
             return other
         text = self._entry_ids[position * 16 : position * 16 + 16].hex()
         return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def packed(node: int, atp: int) -> int:
+    if not -ATP_LIMIT <= atp < ATP_LIMIT:
+        raise ValueError(f"an ATP of {atp} is not a stock level")
+    return node << ATP_BITS | atp & ATP_MASK
+
+
+def unpacked(value: int) -> tuple[int, int]:
+    """(node, ATP) of a packed row value."""
+    atp = value & ATP_MASK
+    return value >> ATP_BITS, atp - (1 << ATP_BITS) if atp >= ATP_LIMIT else atp
 
 
 class Totals(Mapping[str, int]):

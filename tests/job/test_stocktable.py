@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from job.nodes import Stored, canonical, digest, full_buckets, table_buckets
 from job.plan import Entry, plan_sync, skus_without_entry
-from job.stocktable import StockTable, plan_table, table_entries
+from job.stocktable import (
+    ATP_LIMIT,
+    MAX_NODES,
+    StockTable,
+    packed,
+    plan_table,
+    table_entries,
+    unpacked,
+)
 from job.stocktable import skus_without_entry as table_skus_without_entry
 
 skus = st.sampled_from([f"SKU-{i}" for i in range(40)] + ["é-ü", 'q"uote', "back\\slash"])
@@ -101,3 +110,39 @@ def test_skus_only_commercetools_has_are_not_totals() -> None:
     table.add_row("SKU-ns", "P1", "DC01", 2)
     totals = table.totals_view()
     assert dict(totals) == {"SKU-ns": 2} and len(totals) == 1 and "SKU-ct" not in totals
+
+
+def test_node_and_atp_share_a_row_value_exactly_and_refuse_what_does_not_fit() -> None:
+    for node, atp in [(0, 0), (5, -1), (MAX_NODES - 1, ATP_LIMIT - 1), (3, -ATP_LIMIT)]:
+        assert unpacked(packed(node, atp)) == (node, atp)
+    for atp in (ATP_LIMIT, -ATP_LIMIT - 1):
+        with pytest.raises(ValueError, match="not a stock level"):
+            packed(0, atp)
+
+
+def test_an_export_row_beyond_any_stock_level_makes_the_file_unreadable() -> None:
+    import io
+    import json
+
+    from job.export import ExportFailed, read_export_file
+
+    row = {"product_id": "P1", "fulfillment_node_id": "A", "atp": ATP_LIMIT}
+    with pytest.raises(ExportFailed, match="not a stock level"):
+        read_export_file(io.BytesIO(json.dumps([row]).encode()), "product_id")
+
+
+@settings(max_examples=100, deadline=None)
+@given(found=entries, channel=st.sets(skus))
+def test_a_page_of_entries_fills_the_table_as_one_entry_at_a_time(
+    found: dict[str, tuple[str, int, int]], channel: set[str]
+) -> None:
+    """Channel entries are never taken (a query mistake must not make the job write one)."""
+    from connector.commercetools import InventoryRow
+
+    page = [InventoryRow(e[0], e[1], sku, e[2]) for sku, e in found.items()]
+    page += [InventoryRow("c", 1, sku, 99, {"typeId": "channel", "id": "x"}) for sku in channel]
+    one_by_one, paged = StockTable(), StockTable()
+    for sku, (entry_id, version, quantity) in found.items():
+        one_by_one.add_entry(sku, entry_id, version, quantity)
+    paged.add_entries(page)
+    assert table_entries(paged, paged.index) == table_entries(one_by_one, one_by_one.index)
