@@ -277,6 +277,7 @@ def _filled(file: IO[bytes], match_field: MatchField, table: StockTable) -> Iter
             log.warning("the export file repeats rows: read again, each repeat counted once")
             table.restart_stock()
             yield from _rows_into(file, match_field, table)
+        table.drop_identities()
     except (ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         raise ExportFailed(SERVICE, f"the export file is unreadable: {error}"[:300]) from None
 
