@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from starlette.requests import Request
 
 from sandbox.commercetools import CommercetoolsEmulator, create_app, load_seed_file
+from sandbox.commercetools.graphql import DocumentCache, GraphQLApi
 from sandbox.server import serve_in_thread
 
 PK = "sandbox"
@@ -734,3 +735,30 @@ async def test_graphql_products_mutations_and_complexity(client: httpx.AsyncClie
     too_complex = await graphql(client, heavy)
     assert too_complex.status_code == 400
     assert too_complex.json()["errors"][0]["extensions"]["code"] == "QueryComplexityLimitExceeded"
+
+
+async def test_graphql_documents_are_parsed_once_and_bad_ones_refused_alike(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    documents = emulator(app).graphql.documents
+    entry = "query($id: String!) { inventoryEntry(id: $id) { id sku } }"
+    parsed = documents.parsed
+    for entry_id in ("a", "b", "c"):
+        answer = await graphql(client, entry, id=entry_id)
+        assert answer.json() == {"data": {"inventoryEntry": None}}
+    assert documents.parsed == parsed + 1
+
+    for bad in ("{ inventoryEntry(id: 1) { nope } }", "{ inventoryEntry(id: "):
+        first, second = await graphql(client, bad), await graphql(client, bad)
+        assert first.status_code == second.status_code == 400
+        assert first.json() == second.json()
+        assert first.json()["errors"]
+    assert documents.parsed == parsed + 5  # refused documents are never kept
+
+
+def test_graphql_document_cache_is_bounded() -> None:
+    cache = DocumentCache(GraphQLApi(CommercetoolsEmulator("p", {}, 60, None)).schema, size=2)
+    texts = [f'{{ inventoryEntry(id: "{i}") {{ id }} }}' for i in range(3)]
+    for text in [*texts, texts[2], texts[0]]:
+        assert not isinstance(cache.document(text), list)
+    assert cache.parsed == 4  # the third text stayed; the first was dropped and came back
