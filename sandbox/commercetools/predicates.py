@@ -350,14 +350,20 @@ def sku_candidates(node: Node, nested: bool) -> set[str] | None:
     Lets product and inventory queries look SKUs up in an index instead of scanning. With
     `nested`, a `sku` inside `field(...)` counts too (product variants); inventory entries
     only have a top-level `sku`."""
-    if isinstance(node, Cmp) and node.field == "sku" and node.op == "=":
+    return field_candidates(node, "sku", nested)
+
+
+def field_candidates(node: Node, name: str, nested: bool = False) -> set[str] | None:
+    """String values of field `name` one of which any match must have, or None when the
+    predicate does not say (`name = "x"`, `name in (...)`, and their and/or)."""
+    if isinstance(node, Cmp) and node.field == name and node.op == "=":
         return {node.value} if isinstance(node.value, str) else set()
-    if isinstance(node, In) and node.field == "sku" and not node.negate:
+    if isinstance(node, In) and node.field == name and not node.negate:
         return {value for value in node.values if isinstance(value, str)}
     if isinstance(node, Nested) and nested:
-        return sku_candidates(node.inner, nested)
+        return field_candidates(node.inner, name, nested)
     if isinstance(node, BoolOp):
-        found = [sku_candidates(item, nested) for item in node.items]
+        found = [field_candidates(item, name, nested) for item in node.items]
         if node.op == "or":
             if any(part is None for part in found):
                 return None

@@ -13,9 +13,11 @@ import pytest
 import respx
 from fastapi import FastAPI
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from sandbox.commercetools import CommercetoolsEmulator, create_app, load_seed_file
 from sandbox.commercetools.graphql import DocumentCache, GraphQLApi
+from sandbox.commercetools.routes import CompactJSONResponse
 from sandbox.server import serve_in_thread
 
 PK = "sandbox"
@@ -762,3 +764,45 @@ def test_graphql_document_cache_is_bounded() -> None:
     for text in [*texts, texts[2], texts[0]]:
         assert not isinstance(cache.document(text), list)
     assert cache.parsed == 4  # the third text stayed; the first was dropped and came back
+
+
+def test_responses_are_starlettes_json_byte_for_byte() -> None:
+    content = {
+        "limit": 500,
+        "z": [{"sku": "Ärger-€-😀", "quantityOnStock": -3, "big": 2**63, "f": 0.1, "n": None}],
+        "a": {"ok": True, "no": False, "quote": 'he said "hi"\n\t\\', "control": "\x01"},
+        "empty": [],
+    }
+    assert CompactJSONResponse(content).body == JSONResponse(content).body
+
+
+async def test_custom_object_key_queries_match_the_full_scan(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(30):
+        body = {"container": "c", "key": f"k{i:02d}", "value": {"i": i}}
+        assert (await client.post(f"{API}/custom-objects", json=body)).status_code == 201
+    await client.post(f"{API}/custom-objects", json={"container": "d", "key": "k01", "value": 1})
+
+    async def keys(where: str, **params: Any) -> list[str]:
+        query = {"where": where, "sort": "key asc", **params}
+        page = (await client.get(f"{API}/custom-objects/c", params=query)).json()
+        return [obj["key"] for obj in page["results"]]
+
+    assert await keys('key in ("k05", "k01", "nope", "k29")') == ["k01", "k05", "k29"]
+    assert await keys('key in ("k05", "k01") and value(i > 1)') == ["k05"]
+    assert await keys('key = "k03" or key = "k07"', sort="key desc") == ["k07", "k03"]
+    assert await keys('key in ("k01", "k02", "k03")', limit="2", offset="1") == ["k02", "k03"]
+    assert await keys('key != "k00" and key < "k03"') == ["k01", "k02"]  # no key lookup
+
+    # a key query looks its keys up: the page sorts 2 objects, not the container's 30
+    emu, searched = emulator(app), []
+    query = emu.query
+
+    def spy(type_id: str, paged: Any, candidates: Any) -> Any:
+        searched.append(candidates)
+        return query(type_id, paged, candidates)
+
+    monkeypatch.setattr(emu, "query", spy)
+    assert await keys('key in ("k02", "k09")') == ["k02", "k09"]
+    assert [len(candidates) for candidates in searched] == [2]
