@@ -174,7 +174,7 @@ class DocumentCache:
         self.parsed = 0  # documents parsed so far (a test counts the cache's hits with it)
         self._documents: OrderedDict[str, graphql.DocumentNode] = OrderedDict()
 
-    def document(self, text: str) -> graphql.DocumentNode | list[Json]:
+    def document(self, text: str) -> graphql.DocumentNode | list[graphql.GraphQLFormattedError]:
         """The valid document, or the GraphQL errors that refuse it."""
         document = self._documents.get(text)
         if document is not None:
