@@ -806,3 +806,45 @@ async def test_custom_object_key_queries_match_the_full_scan(
     monkeypatch.setattr(emu, "query", spy)
     assert await keys('key in ("k02", "k09")') == ["k02", "k09"]
     assert [len(candidates) for candidates in searched] == [2]
+
+
+class CountingItems(dict[str, Any]):
+    """A collection's items that count the entries a query looks at."""
+
+    read = 0
+
+    def __getitem__(self, key: str) -> Any:
+        self.read += 1
+        return super().__getitem__(key)
+
+
+async def test_an_id_range_page_reads_only_its_entries(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    entries = [{"sku": f"S-{i:04d}", "quantityOnStock": i % 10} for i in range(2_000)]
+    await client.post("/_sandbox/seed", json={"inventory": entries})
+    coll = emulator(app).collections["inventory-entry"]
+    ids = sorted(coll.items)
+    coll.items = items = CountingItems(coll.items)
+
+    async def page(*where: str, sort: str = "id asc") -> list[dict[str, Any]]:
+        params = [("where", w) for w in where] + [("sort", sort), ("limit", "5")]
+        params.append(("withTotal", "false"))
+        return (await client.get(f"{API}/inventory", params=params)).json()["results"]
+
+    cursor = f'id > "{ids[1000]}"'
+    results = await page("supplyChannel is not defined", cursor, f'id < "{ids[1900]}"')
+    assert [entry["id"] for entry in results] == ids[1001:1006]
+    assert items.read == 5  # not the 1,000 entries after the cursor, nor all 2,000
+
+    # what the id range does not settle is still tested, entry by entry
+    results = await page(cursor, "quantityOnStock > 7")
+    assert [entry["id"] for entry in results] == [
+        i for i in ids[1001:] if coll.items.get(i)["quantityOnStock"] > 7
+    ][:5]
+    results = await page(f'id <= "{ids[10]}" and (quantityOnStock = 3 or id = "{ids[3]}")')
+    assert [entry["id"] for entry in results] == [
+        i for i in ids[:11] if i == ids[3] or coll.items.get(i)["quantityOnStock"] == 3
+    ]
+    results = await page(f'id >= "{ids[1995]}"', sort="id desc")
+    assert [entry["id"] for entry in results] == ids[1995:][::-1]
