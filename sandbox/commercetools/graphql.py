@@ -10,14 +10,13 @@ code. (`import graphql` below is the graphql-core library: imports are absolute.
 from __future__ import annotations
 
 import functools
-import json
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 import graphql
 
-from sandbox.commercetools.common import Json
+from sandbox.commercetools.common import Json, json_loads
 from sandbox.commercetools.errors import CtError, invalid_input, invalid_json
 from sandbox.commercetools.predicates import parse_predicate
 from sandbox.commercetools.state import CommercetoolsEmulator
@@ -282,7 +281,7 @@ class GraphQLApi:
     def upsert_custom_object(self, _root: Any, _info: Any, draft: Json) -> Json:
         """The value comes as escaped JSON (the schema's `CustomObjectDraft.value`)."""
         try:
-            value = json.loads(draft["value"])
+            value = json_loads(draft["value"])
         except ValueError:
             raise invalid_json("value: escaped JSON expected") from None
         body = {"container": draft["container"], "key": draft["key"], "value": value}

@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sandbox.commercetools.channels import new_channel, update_channel
-from sandbox.commercetools.common import Json
+from sandbox.commercetools.common import Json, json_loads
 from sandbox.commercetools.errors import CtError, ct_error_body, invalid_input, invalid_json
 from sandbox.commercetools.expansion import expand_all
 from sandbox.commercetools.faults import add_fault_routes
@@ -53,7 +53,7 @@ def ok(data: Any, status: int = 200) -> JSONResponse:
 async def read_object(request: Request) -> Json:
     raw = await request.body()
     try:
-        data = json.loads(raw)
+        data = json_loads(raw)
     except ValueError as exc:
         raise invalid_json(str(exc)) from None
     if not isinstance(data, dict):

@@ -16,6 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from sandbox.commercetools import CommercetoolsEmulator, create_app, load_seed_file
+from sandbox.commercetools.common import json_loads
+from sandbox.commercetools.drafts import strip_nulls
 from sandbox.commercetools.graphql import DocumentCache, GraphQLApi
 from sandbox.commercetools.routes import CompactJSONResponse
 from sandbox.server import serve_in_thread
@@ -848,3 +850,36 @@ async def test_an_id_range_page_reads_only_its_entries(
     ]
     results = await page(f'id >= "{ids[1995]}"', sort="id desc")
     assert [entry["id"] for entry in results] == ids[1995:][::-1]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a":1,"a":[2,{"b":null}],"c":"\\u00e9\\ud83d\\ude00","d":-0.0,"e":1e-320}',
+        b"123456789012345678901234567890",
+        b"[NaN, Infinity, 1e400]",  # json.loads accepts these, msgspec does not
+        b'"\\ud800"',
+        b"\xef\xbb\xbf{}",
+        '{"text": "str input"}',
+    ],
+)
+def test_bodies_decode_as_json_loads_does(raw: bytes | str) -> None:
+    decoded = json_loads(raw)
+    assert repr(decoded) == repr(json.loads(raw))  # repr: also NaN, -0.0 and the types
+
+
+@pytest.mark.parametrize("raw", [b"", b"[1,]", b'{"a":1}x', b'"a\x01b"', "\ufeff{}", b"\xff"])
+def test_bodies_json_loads_refuses_are_refused_with_its_error(raw: bytes | str) -> None:
+    with pytest.raises(ValueError) as expected:
+        json.loads(raw)
+    with pytest.raises(ValueError) as refused:
+        json_loads(raw)
+    assert (type(refused.value), str(refused.value)) == (
+        type(expected.value),
+        str(expected.value),
+    )
+
+
+def test_custom_object_values_lose_their_null_fields_at_every_depth() -> None:
+    value = {"a": None, "b": {"c": None, "d": [None, {"e": None, "f": 1}, [None]]}, "g": 0}
+    assert strip_nulls(value) == {"b": {"d": [None, {"f": 1}, [None]]}, "g": 0}
