@@ -23,8 +23,9 @@ class ExportJob:
     format: str = "json"
     rows: int = 0  # rows of the file, counted when the job finishes
     # "json" (the file, built once when the job finishes) and, when served, "zip"; emptied
-    # when the job's link expires
-    files: dict[str, bytes] = field(default_factory=dict)
+    # when the job's link expires. A bytearray: copying 641 MiB into bytes would cost more
+    # than a second.
+    files: dict[str, bytes | bytearray] = field(default_factory=dict)
 
 
 # (product_id, [(node, (atp, revision)), ...]): one product's rows of an export
@@ -62,13 +63,24 @@ def encode_export(
     skus: Mapping[str, str],
     catalog_name: str,
     catalog_locale: str,
-) -> tuple[bytes, int]:
-    """The JSON array of the rows, and how many there are."""
-    encode = msgspec.json.encode
-    pieces: list[bytes] = []
+) -> tuple[bytearray, int]:
+    """The JSON array of the rows, and how many there are.
+
+    Chunks are encoded into one growing buffer, each one's `[` over the last one's `]`:
+    slicing and joining per-chunk bytes cost as much as the encoding itself."""
+    encoder = msgspec.json.Encoder()
+    buffer = bytearray()
     chunk: list[_Row] = []
     add = chunk.append
     rows = 0
+
+    def flush() -> None:
+        at = len(buffer) - 1 if buffer else 0
+        encoder.encode_into(chunk, buffer, at)
+        if at:
+            buffer[at] = ord(",")
+        chunk.clear()
+
     for product_id, entries in products_rows:
         identifiers = (
             _ExternalIdentifiers(
@@ -79,12 +91,11 @@ def encode_export(
             add(_Row(product_id, node, atp, atp, 0, revision, identifiers))
         if len(chunk) >= _ROWS_PER_CHUNK:
             rows += len(chunk)
-            pieces.append(encode(chunk)[1:-1])
-            chunk.clear()
-    if chunk:
-        rows += len(chunk)
-        pieces.append(encode(chunk)[1:-1])
-    return b"[" + b",".join(pieces) + b"]", rows
+            flush()
+    rows += len(chunk)
+    if chunk or not buffer:
+        flush()
+    return buffer, rows
 
 
 # What an archiver on macOS adds beside the data: an AppleDouble resource fork (binary, not
@@ -92,7 +103,7 @@ def encode_export(
 APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(64)
 
 
-def zip_export(job: ExportJob, data: bytes, extras: bool = False) -> bytes:
+def zip_export(job: ExportJob, data: bytes | bytearray, extras: bool = False) -> bytes:
     """A zip holding the job's JSON file (the `zip` export format); with `extras`, also a
     directory entry, a `__MACOSX/` resource fork and a `.DS_Store`, as a zip made on a Mac
     holds (assumption: NewStore's docs do not list the members of an export zip)."""

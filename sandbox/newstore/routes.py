@@ -269,7 +269,7 @@ def _add_export_routes(app: FastAPI, state: NewStoreEmulator) -> None:
         if job is None or "json" not in job.files or suffix not in ("json", "zip"):
             return error_response(404, "not_found", f"export file {name} does not exist or expired")
         media = "application/zip" if suffix == "zip" else "application/json"
-        return Response(state.export_file(job, suffix), media_type=media)
+        return Response(memoryview(state.export_file(job, suffix)), media_type=media)
 
 
 def _add_sandbox_routes(app: FastAPI, state: NewStoreEmulator) -> None:

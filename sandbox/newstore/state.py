@@ -392,7 +392,7 @@ class NewStoreEmulator:
         for job in finished[:-MAX_RETAINED_EXPORTS]:
             job.files.clear()
 
-    def export_file(self, job: ExportJob, suffix: str) -> bytes:
+    def export_file(self, job: ExportJob, suffix: str) -> bytes | bytearray:
         """The downloadable file of a finished job: JSON array, or zip holding it."""
         if suffix not in job.files:
             job.files[suffix] = zip_export(

@@ -828,3 +828,21 @@ async def test_delta_export_of_changed_and_removed_rows(
         ("A", "DC01", 4, delta["last_updated_at"]),
         ("C", "STORE02", 0, delta["last_updated_at"]),
     ]
+
+
+@pytest.mark.parametrize("per_chunk", [1, 2, 4, 100])
+def test_export_file_is_one_array_across_chunks(
+    monkeypatch: pytest.MonkeyPatch, per_chunk: int
+) -> None:
+    import sandbox.newstore.exports as exports
+
+    monkeypatch.setattr(exports, "_ROWS_PER_CHUNK", per_chunk)
+    products = [(f"P{i}", [(f"N{n}", (i + n, 7)) for n in range(i % 3)]) for i in range(7)]
+    data, rows = exports.encode_export(products, {"P1": "S1"}, "c", "l")
+    decoded = json.loads(data)
+    assert rows == len(decoded) == 6
+    assert [(r["product_id"], r["fulfillment_node_id"], r["atp"]) for r in decoded] == [
+        (p, node, atp) for p, nodes in products for node, (atp, _) in nodes
+    ]
+    assert decoded[0]["external_identifiers"][0]["identifiers"] == {"sku": "S1"}
+    assert exports.encode_export([], {}, "c", "l") == (bytearray(b"[]"), 0)
