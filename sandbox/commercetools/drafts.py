@@ -74,10 +74,15 @@ def require_int(data: Json, name: str, *, required: bool = True) -> int | None:
 
 def strip_nulls(value: Any) -> Any:
     """Custom Object values do not keep fields set to null (documented)."""
+    # Leaves are kept without a call: values of thousands of SKUs are mostly leaves.
     if isinstance(value, dict):
-        return {k: strip_nulls(v) for k, v in value.items() if v is not None}
+        return {
+            k: strip_nulls(v) if isinstance(v, dict | list) else v
+            for k, v in value.items()
+            if v is not None
+        }
     if isinstance(value, list):
-        return [strip_nulls(v) for v in value]
+        return [strip_nulls(v) if isinstance(v, dict | list) else v for v in value]
     return value
 
 

@@ -10,13 +10,13 @@ code. (`import graphql` below is the graphql-core library: imports are absolute.
 from __future__ import annotations
 
 import functools
-import json
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 import graphql
 
-from sandbox.commercetools.common import Json
+from sandbox.commercetools.common import Json, json_loads
 from sandbox.commercetools.errors import CtError, invalid_input, invalid_json
 from sandbox.commercetools.predicates import parse_predicate
 from sandbox.commercetools.state import CommercetoolsEmulator
@@ -156,6 +156,41 @@ input InventoryEntryUpdateAction {
 # Every selected field costs 1, times the page size of the list fields above it.
 GRAPHQL_COMPLEXITY_LIMIT = 20_000
 _PAGED_FIELDS = {"products": 20, "inventoryEntries": 20}
+# Clients send a few constant documents with $variables; parsing and validating one costs
+# more than executing it, so valid documents are kept by their exact text.
+DOCUMENT_CACHE_SIZE = 256
+
+
+class DocumentCache:
+    """Parsed and validated documents by their exact text, least recently used dropped.
+
+    Only valid documents are kept: an invalid one is parsed and validated again on every
+    request, so its errors are always the ones graphql-core gives for it."""
+
+    def __init__(self, schema: graphql.GraphQLSchema, size: int = DOCUMENT_CACHE_SIZE) -> None:
+        self.schema = schema
+        self.size = size
+        self.parsed = 0  # documents parsed so far (a test counts the cache's hits with it)
+        self._documents: OrderedDict[str, graphql.DocumentNode] = OrderedDict()
+
+    def document(self, text: str) -> graphql.DocumentNode | list[graphql.GraphQLFormattedError]:
+        """The valid document, or the GraphQL errors that refuse it."""
+        document = self._documents.get(text)
+        if document is not None:
+            self._documents.move_to_end(text)
+            return document
+        self.parsed += 1
+        try:
+            document = graphql.parse(text)
+        except graphql.GraphQLError as exc:
+            return [exc.formatted]
+        errors = graphql.validate(self.schema, document)
+        if errors:
+            return [error.formatted for error in errors]
+        self._documents[text] = document
+        if len(self._documents) > self.size:
+            self._documents.popitem(last=False)
+        return document
 
 
 class GraphQLApi:
@@ -165,6 +200,7 @@ class GraphQLApi:
         self.emu = emu
         self.complexity_limit = GRAPHQL_COMPLEXITY_LIMIT
         self.schema = graphql.build_schema(GRAPHQL_SDL)
+        self.documents = DocumentCache(self.schema)
         self._bind()
 
     def _bind(self) -> None:
@@ -192,13 +228,9 @@ class GraphQLApi:
         if not isinstance(query, str):
             return _graphql_failure("The request must have a 'query' string.", "InvalidInput")
         variables = body.get("variables") or {}
-        try:
-            document = graphql.parse(query)
-        except graphql.GraphQLError as exc:
-            return {"errors": [exc.formatted]}, 400
-        errors = graphql.validate(self.schema, document)
-        if errors:
-            return {"errors": [error.formatted for error in errors]}, 400
+        document = self.documents.document(query)
+        if isinstance(document, list):
+            return {"errors": document}, 400
         cost = query_complexity(document, variables if isinstance(variables, dict) else {})
         if cost > self.complexity_limit:
             message = (
@@ -249,7 +281,7 @@ class GraphQLApi:
     def upsert_custom_object(self, _root: Any, _info: Any, draft: Json) -> Json:
         """The value comes as escaped JSON (the schema's `CustomObjectDraft.value`)."""
         try:
-            value = json.loads(draft["value"])
+            value = json_loads(draft["value"])
         except ValueError:
             raise invalid_json("value: escaped JSON expected") from None
         body = {"container": draft["container"], "key": draft["key"], "value": value}

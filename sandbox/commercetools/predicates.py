@@ -299,10 +299,31 @@ def _compile(node: Node) -> Callable[[Any], bool]:
     if isinstance(node, Not):
         inner_fn = _compile(node.inner)
         return lambda obj: not inner_fn(obj)
-    parts = [_compile(item) for item in node.items]
-    if node.op == "and":
-        return lambda obj: all(part(obj) for part in parts)
-    return lambda obj: any(part(obj) for part in parts)
+    return _compile_bool(node.op, [_compile(item) for item in node.items])
+
+
+def _compile_bool(op: str, parts: list[Callable[[Any], bool]]) -> Callable[[Any], bool]:
+    # Plain loops, not all()/any() over a generator: the test runs for every entry a page
+    # scans, and a generator per call costs as much as the comparisons.
+    if len(parts) == 1:
+        return parts[0]
+    if op == "and":
+
+        def every(obj: Any) -> bool:
+            for part in parts:  # noqa: SIM110
+                if not part(obj):
+                    return False
+            return True
+
+        return every
+
+    def some(obj: Any) -> bool:
+        for part in parts:  # noqa: SIM110
+            if part(obj):
+                return True
+        return False
+
+    return some
 
 
 def _compile_contains(node: Contains) -> Callable[[Any], bool]:
@@ -323,6 +344,9 @@ def _compile_contains(node: Contains) -> Callable[[Any], bool]:
 class Predicate:
     node: Node
     test: Callable[[Any], bool]
+    # `test` without the top-level id comparisons `id_slice` applies: for the entries of
+    # that slice; None when nothing else is left to test
+    test_in_id_slice: Callable[[Any], bool] | None
 
 
 @functools.lru_cache(maxsize=512)
@@ -333,7 +357,9 @@ def parse_predicate(text: str) -> Predicate:
         raise invalid_input(
             f"Malformed parameter: where: Syntax error while parsing 'where'. {exc}"
         ) from None
-    return Predicate(node, _compile(node))
+    rest = [part for part in conjuncts(node) if not _is_id_bound(part)]
+    in_slice = _compile_bool("and", [_compile(part) for part in rest]) if rest else None
+    return Predicate(node, _compile(node), in_slice)
 
 
 def conjuncts(node: Node | None) -> list[Node]:
@@ -350,14 +376,20 @@ def sku_candidates(node: Node, nested: bool) -> set[str] | None:
     Lets product and inventory queries look SKUs up in an index instead of scanning. With
     `nested`, a `sku` inside `field(...)` counts too (product variants); inventory entries
     only have a top-level `sku`."""
-    if isinstance(node, Cmp) and node.field == "sku" and node.op == "=":
+    return field_candidates(node, "sku", nested)
+
+
+def field_candidates(node: Node, name: str, nested: bool = False) -> set[str] | None:
+    """String values of field `name` one of which any match must have, or None when the
+    predicate does not say (`name = "x"`, `name in (...)`, and their and/or)."""
+    if isinstance(node, Cmp) and node.field == name and node.op == "=":
         return {node.value} if isinstance(node.value, str) else set()
-    if isinstance(node, In) and node.field == "sku" and not node.negate:
+    if isinstance(node, In) and node.field == name and not node.negate:
         return {value for value in node.values if isinstance(value, str)}
     if isinstance(node, Nested) and nested:
-        return sku_candidates(node.inner, nested)
+        return field_candidates(node.inner, name, nested)
     if isinstance(node, BoolOp):
-        found = [sku_candidates(item, nested) for item in node.items]
+        found = [field_candidates(item, name, nested) for item in node.items]
         if node.op == "or":
             if any(part is None for part in found):
                 return None
@@ -367,12 +399,26 @@ def sku_candidates(node: Node, nested: bool) -> set[str] | None:
     return None
 
 
+_ID_BOUNDS = (">", ">=", "<", "<=", "=")
+
+
+def _is_id_bound(part: Node) -> bool:
+    """A top-level conjunct `id_slice` applies exactly (string ids sort as bisect does)."""
+    return (
+        isinstance(part, Cmp)
+        and part.field == "id"
+        and isinstance(part.value, str)
+        and part.op in _ID_BOUNDS
+    )
+
+
 def id_slice(ids: list[str], node: Node | None) -> tuple[int, int]:
     """Index range of the sorted ids allowed by top-level `id > "x"`-style conjuncts."""
     start, stop = 0, len(ids)
     for part in conjuncts(node):
-        if not (isinstance(part, Cmp) and part.field == "id" and isinstance(part.value, str)):
+        if not _is_id_bound(part):
             continue
+        assert isinstance(part, Cmp)
         if part.op == ">":
             start = max(start, bisect.bisect_right(ids, part.value))
         elif part.op == ">=":

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import msgspec
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -23,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sandbox.commercetools.channels import new_channel, update_channel
-from sandbox.commercetools.common import Json
+from sandbox.commercetools.common import Json, json_loads
 from sandbox.commercetools.errors import CtError, ct_error_body, invalid_input, invalid_json
 from sandbox.commercetools.expansion import expand_all
 from sandbox.commercetools.faults import add_fault_routes
@@ -36,14 +37,23 @@ from sandbox.controls import SANDBOX_PREFIX, install_controls
 DEFAULT_CLIENTS = {"sandbox-client": "sandbox-secret"}
 
 
+class CompactJSONResponse(JSONResponse):
+    """The same JSON as starlette's JSONResponse (compact, UTF-8, keys in insertion order),
+    encoded by msgspec: json.dumps of the 500-entry result pages was a quarter of the
+    emulator's CPU in the inventory benchmark."""
+
+    def render(self, content: Any) -> bytes:
+        return msgspec.json.encode(content)
+
+
 def ok(data: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(data, status_code=status)
+    return CompactJSONResponse(data, status_code=status)
 
 
 async def read_object(request: Request) -> Json:
     raw = await request.body()
     try:
-        data = json.loads(raw)
+        data = json_loads(raw)
     except ValueError as exc:
         raise invalid_json(str(exc)) from None
     if not isinstance(data, dict):
@@ -153,8 +163,7 @@ def _custom_object_routes(app: FastAPI, emu: CommercetoolsEmulator, base: str) -
 
     @app.get(f"{base}/custom-objects/{{container}}")
     async def query_container(container: str, request: Request) -> Response:
-        ids = emu.containers.get(container, set())
-        return ok(emu.query("key-value-document", parse_query(request), candidates=ids))
+        return ok(emu.query_container(container, parse_query(request)))
 
     @app.get(f"{base}/custom-objects/{{container}}/{{key}}")
     async def get_one(container: str, key: str) -> Response:

@@ -7,7 +7,7 @@ PagedQueryResponse with the real API's limits.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,16 +169,22 @@ def _sorted_ids(coll: Collection, ids: Iterable[str], sort: list[tuple[str, bool
     return ordered
 
 
-def _ordered_ids(coll: Collection, query: Query, candidates: Iterable[str] | None) -> Iterator[str]:
+def _ordered_ids(
+    coll: Collection, query: Query, candidates: Iterable[str] | None
+) -> tuple[Iterable[str], Callable[[Any], bool] | None]:
+    """The ids to scan in order, and the test each must pass."""
+    predicate = query.predicate
+    test = predicate.test if predicate else None
     if candidates is not None:
-        return iter(_sorted_ids(coll, candidates, query.sort))
+        return _sorted_ids(coll, candidates, query.sort), test
     if query.sort and query.sort[0][0] != "id":
-        return iter(_sorted_ids(coll, coll.ids, query.sort))
+        return _sorted_ids(coll, coll.ids, query.sort), test
     ids = coll.ids
-    start, stop = id_slice(ids, query.predicate.node if query.predicate else None)
+    start, stop = id_slice(ids, predicate.node if predicate else None)
     descending = bool(query.sort) and query.sort[0][1]
     positions = range(stop - 1, start - 1, -1) if descending else range(start, stop)
-    return (ids[i] for i in positions)
+    in_slice = map(ids.__getitem__, positions)  # lazily: a page stops after `limit` matches
+    return in_slice, predicate.test_in_id_slice if predicate else None
 
 
 def run_query(
@@ -186,11 +192,12 @@ def run_query(
 ) -> Json:
     """A PagedQueryResponse: `{limit, offset, count, total?, results}`."""
     items = coll.items
-    test = query.predicate.test if query.predicate else None
+    ordered, test = _ordered_ids(coll, query, candidates)
+    counted = query.predicate is not None  # with a predicate, `total` stops at a maximum
     results: list[Json] = []
     seen = 0
     wanted_end = query.offset + query.limit
-    for resource_id in _ordered_ids(coll, query, candidates):
+    for resource_id in ordered:
         resource = items[resource_id]
         if test is not None and not test(resource):
             continue
@@ -198,13 +205,13 @@ def run_query(
             results.append(resource)
         seen += 1
         if seen >= wanted_end and (
-            not query.with_total or (test is not None and seen >= MAX_TOTAL_WITH_PREDICATE)
+            not query.with_total or (counted and seen >= MAX_TOTAL_WITH_PREDICATE)
         ):
             break
     if query.expand:
         results = [expand_all(resource, query.expand, resolve) for resource in results]
     page: Json = {"limit": query.limit, "offset": query.offset, "count": len(results)}
     if query.with_total:
-        page["total"] = min(seen, MAX_TOTAL_WITH_PREDICATE) if test is not None else seen
+        page["total"] = min(seen, MAX_TOTAL_WITH_PREDICATE) if counted else seen
     page["results"] = results
     return page

@@ -1,15 +1,16 @@
 """Availability Export jobs of the NewStore emulator and the encoding of their files: the
-`ExportJob` record, a finished job's snapshot as the JSON array the link serves, and the zip
+`ExportJob` record, a finished job's rows as the JSON array the link serves, and the zip
 holding that JSON file.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+import msgspec
 
 
 @dataclass(slots=True)
@@ -20,37 +21,81 @@ class ExportJob:
     polls: int = 0
     last_updated_at: int | None = None
     format: str = "json"
-    # (product_id, node, atp, revision) rows, frozen when the job finishes
-    snapshot: list[tuple[str, str, int, int]] | None = None
-    files: dict[str, bytes] = field(default_factory=dict)
+    rows: int = 0  # rows of the file, counted when the job finishes
+    # "json" (the file, built once when the job finishes) and, when served, "zip"; emptied
+    # when the job's link expires. A bytearray: copying 641 MiB into bytes would cost more
+    # than a second.
+    files: dict[str, bytes | bytearray] = field(default_factory=dict)
+
+
+# (product_id, [(node, (atp, revision)), ...]): one product's rows of an export
+ProductRows = tuple[str, Iterable[tuple[str, Sequence[int]]]]
+
+
+# The rows as msgspec structs: msgspec writes the 3M rows of a 1M-SKU export in a third of
+# the time f-string templates took, and the emulator's one event loop is blocked meanwhile.
+# Field order is the file's key order. No cycles: gc=False keeps them out of the collector.
+class _Sku(msgspec.Struct, gc=False):
+    sku: str
+
+
+class _ExternalIdentifiers(msgspec.Struct, gc=False):
+    catalog: str
+    locale: str
+    identifiers: _Sku
+
+
+class _Row(msgspec.Struct, gc=False):
+    product_id: str
+    fulfillment_node_id: str
+    atp: int
+    present_atp: int
+    future_atp: int
+    revision: int
+    external_identifiers: tuple[_ExternalIdentifiers]
+
+
+_ROWS_PER_CHUNK = 60_000  # rows held as structs at a time (a few MB), not the whole export
 
 
 def encode_export(
-    job: ExportJob, products: Mapping[str, str], catalog_name: str, catalog_locale: str
-) -> bytes:
-    """Rows as a JSON array, written from a template.
+    products_rows: Iterable[ProductRows],
+    skus: Mapping[str, str],
+    catalog_name: str,
+    catalog_locale: str,
+) -> tuple[bytearray, int]:
+    """The JSON array of the rows, and how many there are.
 
-    About 4x faster than building 300k nested dicts for json.dumps, which matters
-    because the emulator's single event loop also serves the injections of a benchmark.
-    """
-    assert job.snapshot is not None
-    quoted: dict[str, str] = {}
+    Chunks are encoded into one growing buffer, each one's `[` over the last one's `]`:
+    slicing and joining per-chunk bytes cost as much as the encoding itself."""
+    encoder = msgspec.json.Encoder()
+    buffer = bytearray()
+    chunk: list[_Row] = []
+    add = chunk.append
+    rows = 0
 
-    def q(text: str) -> str:
-        value = quoted.get(text)
-        if value is None:
-            value = quoted[text] = json.dumps(text)
-        return value
+    def flush() -> None:
+        at = len(buffer) - 1 if buffer else 0
+        encoder.encode_into(chunk, buffer, at)
+        if at:
+            buffer[at] = ord(",")
+        chunk.clear()
 
-    identifiers = f'"catalog":{q(catalog_name)},"locale":{q(catalog_locale)}'
-    rows = [
-        f'{{"product_id":{q(product_id)},"fulfillment_node_id":{q(node)},'
-        f'"atp":{atp},"present_atp":{atp},"future_atp":0,"revision":{rev},'
-        f'"external_identifiers":[{{{identifiers},'
-        f'"identifiers":{{"sku":{q(products.get(product_id, product_id))}}}}}]}}'
-        for product_id, node, atp, rev in job.snapshot
-    ]
-    return ("[" + ",".join(rows) + "]").encode()
+    for product_id, entries in products_rows:
+        identifiers = (
+            _ExternalIdentifiers(
+                catalog_name, catalog_locale, _Sku(skus.get(product_id, product_id))
+            ),
+        )
+        for node, (atp, revision) in entries:
+            add(_Row(product_id, node, atp, atp, 0, revision, identifiers))
+        if len(chunk) >= _ROWS_PER_CHUNK:
+            rows += len(chunk)
+            flush()
+    rows += len(chunk)
+    if chunk or not buffer:
+        flush()
+    return buffer, rows
 
 
 # What an archiver on macOS adds beside the data: an AppleDouble resource fork (binary, not
@@ -58,7 +103,7 @@ def encode_export(
 APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(64)
 
 
-def zip_export(job: ExportJob, data: bytes, extras: bool = False) -> bytes:
+def zip_export(job: ExportJob, data: bytes | bytearray, extras: bool = False) -> bytes:
     """A zip holding the job's JSON file (the `zip` export format); with `extras`, also a
     directory entry, a `__MACOSX/` resource fork and a `.DS_Store`, as a zip made on a Mac
     holds (assumption: NewStore's docs do not list the members of an export zip)."""

@@ -266,10 +266,10 @@ def _add_export_routes(app: FastAPI, state: NewStoreEmulator) -> None:
         # Stands in for the pre-signed storage URL: no bearer token needed.
         export_id, _, suffix = name.rpartition(".")
         job = state.exports.get(export_id)
-        if job is None or job.snapshot is None or suffix not in ("json", "zip"):
+        if job is None or "json" not in job.files or suffix not in ("json", "zip"):
             return error_response(404, "not_found", f"export file {name} does not exist or expired")
         media = "application/zip" if suffix == "zip" else "application/json"
-        return Response(state.export_file(job, suffix), media_type=media)
+        return Response(memoryview(state.export_file(job, suffix)), media_type=media)
 
 
 def _add_sandbox_routes(app: FastAPI, state: NewStoreEmulator) -> None:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from sandbox.controls import RateAlgorithm, SandboxState
 from sandbox.newstore.errors import Rejected
-from sandbox.newstore.exports import ExportJob, encode_export, zip_export
+from sandbox.newstore.exports import ExportJob, ProductRows, encode_export, zip_export
 from sandbox.newstore.lifecycle import Lifecycle
 from sandbox.newstore.limits import DEVELOPMENT_TENANT_RATE, FULFILL_ORDER_RATE, NewStoreLimits
 from sandbox.newstore.stream import EventStream
@@ -32,7 +32,7 @@ DIFFERENT_DATA_STATUS = 400
 # Not documented for stocked_products; larger limits are clamped (count tells the truth).
 STOCKED_PRODUCTS_MAX_LIMIT = 100
 DEFAULT_NODES = ("DC01", "STORE01", "STORE02")
-# Finished exports whose snapshot is kept downloadable; older links answer 404 (expired).
+# Finished exports whose files are kept downloadable; older links answer 404 (expired).
 MAX_RETAINED_EXPORTS = 8
 
 
@@ -353,53 +353,51 @@ class NewStoreEmulator:
         if controls.export_fail:
             job.state = "failed"
             return
+        # The file is built here, once: the rows are frozen at the revision reported with them.
         with _gc_paused():
-            job.snapshot = self._export_snapshot(job.cursor)
+            job.files["json"], job.rows = encode_export(
+                self._export_rows(job.cursor), self.products, self.catalog_name, self.catalog_locale
+            )
         job.last_updated_at = self.revision
-        if controls.empty_delta_cursor_zero and job.cursor is not None and not job.snapshot:
+        if controls.empty_delta_cursor_zero and job.cursor is not None and not job.rows:
             job.last_updated_at = 0
         job.format = controls.export_format
         job.state = "finished"
-        self._drop_old_snapshots()
+        self._drop_old_files()
 
-    def _export_snapshot(self, cursor: int | None) -> list[tuple[str, str, int, int]]:
+    def _export_rows(self, cursor: int | None) -> Iterable[ProductRows]:
+        stock = self.stock
         if cursor is None:
-            product_ids: Iterable[str] = self.stock.keys()
-        else:
-            product_ids = [p for p, rev in self.product_revision.items() if rev > cursor]
-        if cursor is None or self.controls.export_delta_rows == "product":
+            return ((product_id, nodes.items()) for product_id, nodes in stock.items())
+        product_ids = [p for p, rev in self.product_revision.items() if rev > cursor]
+        if self.controls.export_delta_rows == "product":
             # A changed product with every node it has now, not just the one that changed.
-            return [
-                (product_id, node, entry[0], entry[1])
-                for product_id in product_ids
-                for node, entry in self.stock.get(product_id, {}).items()
-            ]
+            return ((product_id, stock.get(product_id, {}).items()) for product_id in product_ids)
         # Only the (product, node) rows that changed after the cursor; a removed one with
         # ATP 0 (assumption: the Availabilities Export page is silent on removals).
-        rows = []
+        changed = []
         for product_id in product_ids:
-            for node, entry in self.stock.get(product_id, {}).items():
-                if entry[1] > cursor:
-                    rows.append((product_id, node, entry[0], entry[1]))
+            nodes = stock.get(product_id, {})
+            rows = [
+                (node, (entry[0], entry[1])) for node, entry in nodes.items() if entry[1] > cursor
+            ]
             for node, rev in self.removed.get(product_id, {}).items():
-                if rev > cursor and node not in self.stock.get(product_id, {}):
-                    rows.append((product_id, node, 0, rev))
-        return rows
+                if rev > cursor and node not in nodes:
+                    rows.append((node, (0, rev)))
+            changed.append((product_id, rows))
+        return changed
 
-    def _drop_old_snapshots(self) -> None:
-        finished = [j for j in self.exports.values() if j.snapshot is not None]
+    def _drop_old_files(self) -> None:
+        finished = [j for j in self.exports.values() if "json" in j.files]
         for job in finished[:-MAX_RETAINED_EXPORTS]:
-            job.snapshot = None
             job.files.clear()
 
-    def export_file(self, job: ExportJob, suffix: str) -> bytes:
+    def export_file(self, job: ExportJob, suffix: str) -> bytes | bytearray:
         """The downloadable file of a finished job: JSON array, or zip holding it."""
         if suffix not in job.files:
-            with _gc_paused():
-                data = encode_export(job, self.products, self.catalog_name, self.catalog_locale)
-            if suffix == "zip":
-                data = zip_export(job, data, extras=self.controls.export_zip_extras)
-            job.files[suffix] = data
+            job.files[suffix] = zip_export(
+                job, job.files["json"], extras=self.controls.export_zip_extras
+            )
         return job.files[suffix]
 
 

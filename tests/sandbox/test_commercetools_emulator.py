@@ -13,8 +13,13 @@ import pytest
 import respx
 from fastapi import FastAPI
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from sandbox.commercetools import CommercetoolsEmulator, create_app, load_seed_file
+from sandbox.commercetools.common import json_loads
+from sandbox.commercetools.drafts import strip_nulls
+from sandbox.commercetools.graphql import DocumentCache, GraphQLApi
+from sandbox.commercetools.routes import CompactJSONResponse
 from sandbox.server import serve_in_thread
 
 PK = "sandbox"
@@ -734,3 +739,147 @@ async def test_graphql_products_mutations_and_complexity(client: httpx.AsyncClie
     too_complex = await graphql(client, heavy)
     assert too_complex.status_code == 400
     assert too_complex.json()["errors"][0]["extensions"]["code"] == "QueryComplexityLimitExceeded"
+
+
+async def test_graphql_documents_are_parsed_once_and_bad_ones_refused_alike(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    documents = emulator(app).graphql.documents
+    entry = "query($id: String!) { inventoryEntry(id: $id) { id sku } }"
+    parsed = documents.parsed
+    for entry_id in ("a", "b", "c"):
+        answer = await graphql(client, entry, id=entry_id)
+        assert answer.json() == {"data": {"inventoryEntry": None}}
+    assert documents.parsed == parsed + 1
+
+    for bad in ("{ inventoryEntry(id: 1) { nope } }", "{ inventoryEntry(id: "):
+        first, second = await graphql(client, bad), await graphql(client, bad)
+        assert first.status_code == second.status_code == 400
+        assert first.json() == second.json()
+        assert first.json()["errors"]
+    assert documents.parsed == parsed + 5  # refused documents are never kept
+
+
+def test_graphql_document_cache_is_bounded() -> None:
+    cache = DocumentCache(GraphQLApi(CommercetoolsEmulator("p", {}, 60, None)).schema, size=2)
+    texts = [f'{{ inventoryEntry(id: "{i}") {{ id }} }}' for i in range(3)]
+    for text in [*texts, texts[2], texts[0]]:
+        assert not isinstance(cache.document(text), list)
+    assert cache.parsed == 4  # the third text stayed; the first was dropped and came back
+
+
+def test_responses_are_starlettes_json_byte_for_byte() -> None:
+    content = {
+        "limit": 500,
+        "z": [{"sku": "Ärger-€-😀", "quantityOnStock": -3, "big": 2**63, "f": 0.1, "n": None}],
+        "a": {"ok": True, "no": False, "quote": 'he said "hi"\n\t\\', "control": "\x01"},
+        "empty": [],
+    }
+    assert CompactJSONResponse(content).body == JSONResponse(content).body
+
+
+async def test_custom_object_key_queries_match_the_full_scan(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(30):
+        body = {"container": "c", "key": f"k{i:02d}", "value": {"i": i}}
+        assert (await client.post(f"{API}/custom-objects", json=body)).status_code == 201
+    await client.post(f"{API}/custom-objects", json={"container": "d", "key": "k01", "value": 1})
+
+    async def keys(where: str, **params: Any) -> list[str]:
+        query = {"where": where, "sort": "key asc", **params}
+        page = (await client.get(f"{API}/custom-objects/c", params=query)).json()
+        return [obj["key"] for obj in page["results"]]
+
+    assert await keys('key in ("k05", "k01", "nope", "k29")') == ["k01", "k05", "k29"]
+    assert await keys('key in ("k05", "k01") and value(i > 1)') == ["k05"]
+    assert await keys('key = "k03" or key = "k07"', sort="key desc") == ["k07", "k03"]
+    assert await keys('key in ("k01", "k02", "k03")', limit="2", offset="1") == ["k02", "k03"]
+    assert await keys('key != "k00" and key < "k03"') == ["k01", "k02"]  # no key lookup
+
+    # a key query looks its keys up: the page sorts 2 objects, not the container's 30
+    emu, searched = emulator(app), []
+    query = emu.query
+
+    def spy(type_id: str, paged: Any, candidates: Any) -> Any:
+        searched.append(candidates)
+        return query(type_id, paged, candidates)
+
+    monkeypatch.setattr(emu, "query", spy)
+    assert await keys('key in ("k02", "k09")') == ["k02", "k09"]
+    assert [len(candidates) for candidates in searched] == [2]
+
+
+class CountingItems(dict[str, Any]):
+    """A collection's items that count the entries a query looks at."""
+
+    read = 0
+
+    def __getitem__(self, key: str) -> Any:
+        self.read += 1
+        return super().__getitem__(key)
+
+
+async def test_an_id_range_page_reads_only_its_entries(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    entries = [{"sku": f"S-{i:04d}", "quantityOnStock": i % 10} for i in range(2_000)]
+    await client.post("/_sandbox/seed", json={"inventory": entries})
+    coll = emulator(app).collections["inventory-entry"]
+    ids = sorted(coll.items)
+    coll.items = items = CountingItems(coll.items)
+
+    async def page(*where: str, sort: str = "id asc") -> list[dict[str, Any]]:
+        params = [("where", w) for w in where] + [("sort", sort), ("limit", "5")]
+        params.append(("withTotal", "false"))
+        return (await client.get(f"{API}/inventory", params=params)).json()["results"]
+
+    cursor = f'id > "{ids[1000]}"'
+    results = await page("supplyChannel is not defined", cursor, f'id < "{ids[1900]}"')
+    assert [entry["id"] for entry in results] == ids[1001:1006]
+    assert items.read == 5  # not the 1,000 entries after the cursor, nor all 2,000
+
+    # what the id range does not settle is still tested, entry by entry
+    results = await page(cursor, "quantityOnStock > 7")
+    assert [entry["id"] for entry in results] == [
+        i for i in ids[1001:] if coll.items.get(i)["quantityOnStock"] > 7
+    ][:5]
+    results = await page(f'id <= "{ids[10]}" and (quantityOnStock = 3 or id = "{ids[3]}")')
+    assert [entry["id"] for entry in results] == [
+        i for i in ids[:11] if i == ids[3] or coll.items.get(i)["quantityOnStock"] == 3
+    ]
+    results = await page(f'id >= "{ids[1995]}"', sort="id desc")
+    assert [entry["id"] for entry in results] == ids[1995:][::-1]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a":1,"a":[2,{"b":null}],"c":"\\u00e9\\ud83d\\ude00","d":-0.0,"e":1e-320}',
+        b"123456789012345678901234567890",
+        b"[NaN, Infinity, 1e400]",  # json.loads accepts these, msgspec does not
+        b'"\\ud800"',
+        b"\xef\xbb\xbf{}",
+        '{"text": "str input"}',
+    ],
+)
+def test_bodies_decode_as_json_loads_does(raw: bytes | str) -> None:
+    decoded = json_loads(raw)
+    assert repr(decoded) == repr(json.loads(raw))  # repr: also NaN, -0.0 and the types
+
+
+@pytest.mark.parametrize("raw", [b"", b"[1,]", b'{"a":1}x', b'"a\x01b"', "\ufeff{}", b"\xff"])
+def test_bodies_json_loads_refuses_are_refused_with_its_error(raw: bytes | str) -> None:
+    with pytest.raises(ValueError) as expected:
+        json.loads(raw)
+    with pytest.raises(ValueError) as refused:
+        json_loads(raw)
+    assert (type(refused.value), str(refused.value)) == (
+        type(expected.value),
+        str(expected.value),
+    )
+
+
+def test_custom_object_values_lose_their_null_fields_at_every_depth() -> None:
+    value = {"a": None, "b": {"c": None, "d": [None, {"e": None, "f": 1}, [None]]}, "g": 0}
+    assert strip_nulls(value) == {"b": {"d": [None, {"f": 1}, [None]]}, "g": 0}

@@ -749,3 +749,100 @@ async def test_seed_endpoint_and_create_app_seed() -> None:
         assert state["products"] == 11 and state["stock_rows"] == 11
         reply = await c.post("/_sandbox/seed", json={"reset": True, "stock": seed["stock"]})
         assert reply.json()["stock_rows"] == 1
+
+
+async def test_export_file_rows_keys_and_escapes(
+    client: httpx.AsyncClient, emulator: NewStoreEmulator
+) -> None:
+    emulator.catalog_name, emulator.catalog_locale = 'cat "ö"', "de-de"
+    emulator.set_stock(
+        [
+            {"product_id": 'P"1\\', "sku": "SKU-Ä€😀\n", "fulfillment_node_id": "DC01", "atp": 0},
+            {"product_id": 'P"1\\', "fulfillment_node_id": "STORE01", "atp": 7},
+            {"product_id": "P2", "fulfillment_node_id": "DC01", "atp": 2},
+        ]
+    )
+    job = await run_export(client)
+    reply = await client.get(job["link"])
+    rows = json.loads(reply.content, object_pairs_hook=list)  # keeps the key order
+    identifiers = [("catalog", 'cat "ö"'), ("locale", "de-de")]
+    expected = [
+        ('P"1\\', "DC01", 0, "SKU-Ä€😀\n"),
+        ('P"1\\', "STORE01", 7, "SKU-Ä€😀\n"),
+        ("P2", "DC01", 2, "P2"),  # no SKU known: the product id
+    ]
+    assert rows == [
+        [
+            ("product_id", product_id),
+            ("fulfillment_node_id", node),
+            ("atp", atp),
+            ("present_atp", atp),
+            ("future_atp", 0),
+            ("revision", job["last_updated_at"]),
+            ("external_identifiers", [[*identifiers, ("identifiers", [("sku", sku)])]]),
+        ]
+        for product_id, node, atp, sku in expected
+    ]
+
+
+async def test_export_file_is_built_once_when_the_job_finishes(
+    client: httpx.AsyncClient, emulator: NewStoreEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sandbox.newstore.state as state_module
+
+    builds: list[int] = []
+    encode = state_module.encode_export
+
+    def counted(*args: Any) -> tuple[bytes, int]:
+        builds.append(1)
+        return encode(*args)
+
+    monkeypatch.setattr(state_module, "encode_export", counted)
+    seed_three_by_three(emulator)
+    job = await run_export(client)
+    assert len(builds) == 1
+    for _ in range(3):
+        assert (await client.get(f"/v0/d/availabilities/bulk/{job['id']}")).json() == job
+        assert len(await download(client, job["link"])) == 9
+    assert len(await download(client, job["link"].replace(".json", ".zip"))) == 9
+    # the rows are those of the revision reported: later changes are the next delta's
+    emulator.set_stock([{"product_id": "A", "fulfillment_node_id": "DC01", "atp": 99}])
+    assert {row["atp"] for row in await download(client, job["link"])} == {10}
+    assert len(builds) == 1
+
+
+async def test_delta_export_of_changed_and_removed_rows(
+    client: httpx.AsyncClient, emulator: NewStoreEmulator
+) -> None:
+    seed_three_by_three(emulator)
+    cursor = (await run_export(client))["last_updated_at"]
+    emulator.set_stock(
+        [
+            {"product_id": "A", "fulfillment_node_id": "DC01", "atp": 4},
+            {"product_id": "C", "fulfillment_node_id": "STORE02", "atp": 0, "remove": True},
+        ]
+    )
+    delta = await run_export(client, cursor)
+    rows = await download(client, delta["link"])
+    assert [(r["product_id"], r["fulfillment_node_id"], r["atp"], r["revision"]) for r in rows] == [
+        ("A", "DC01", 4, delta["last_updated_at"]),
+        ("C", "STORE02", 0, delta["last_updated_at"]),
+    ]
+
+
+@pytest.mark.parametrize("per_chunk", [1, 2, 4, 100])
+def test_export_file_is_one_array_across_chunks(
+    monkeypatch: pytest.MonkeyPatch, per_chunk: int
+) -> None:
+    import sandbox.newstore.exports as exports
+
+    monkeypatch.setattr(exports, "_ROWS_PER_CHUNK", per_chunk)
+    products = [(f"P{i}", [(f"N{n}", (i + n, 7)) for n in range(i % 3)]) for i in range(7)]
+    data, rows = exports.encode_export(products, {"P1": "S1"}, "c", "l")
+    decoded = json.loads(data)
+    assert rows == len(decoded) == 6
+    assert [(r["product_id"], r["fulfillment_node_id"], r["atp"]) for r in decoded] == [
+        (p, node, atp) for p, nodes in products for node, (atp, _) in nodes
+    ]
+    assert decoded[0]["external_identifiers"][0]["identifiers"] == {"sku": "S1"}
+    assert exports.encode_export([], {}, "c", "l") == (bytearray(b"[]"), 0)
