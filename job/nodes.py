@@ -35,6 +35,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import msgspec
+
 from connector.commercetools import CommercetoolsClient, CommercetoolsError
 from connector.http import UpstreamError
 from job.bounded import chunks, for_each
@@ -121,25 +123,32 @@ def rebucket(
     current: Mapping[str, Bucket], records: Mapping[str, Mapping[str, int]]
 ) -> list[Bucket]:
     """The buckets a delta writes: `records` put into the buckets read for them (the other
-    SKUs of those buckets keep theirs). Only buckets whose content changes are returned."""
+    SKUs of those buckets keep theirs). Only buckets whose content changes are returned,
+    their value already serialised.
+
+    Compared record by record, and only a bucket that changes is copied: at 1M SKUs a 1%
+    delta reads most buckets (about 250 SKUs each) but changes 2 or 3 records in each."""
     content: dict[str, dict[str, NodeAtp]] = {}
-    for key, bucket in current.items():
-        content[key] = dict(bucket.skus)  # shallow: a record is replaced, never changed
     for sku, nodes in records.items():
+        key = bucket_key(sku)
         kept = compact(nodes)
-        box = content.setdefault(bucket_key(sku), {})
-        if kept:
-            box[sku] = kept
-        else:
-            box.pop(sku, None)
-    changed = []
-    for key, skus in content.items():
         before = current.get(key)
-        if before is None and not skus:
-            continue
-        if before is None or before.skus != skus:
-            changed.append(Bucket(key, before.version if before else 0, skus))
-    return sorted(changed, key=lambda b: b.key)
+        skus = content.get(key)
+        if skus is None:
+            old = before.skus if before is not None else {}
+            if (old.get(sku) == kept and bool(kept)) or (sku not in old and not kept):
+                continue  # as stored
+            skus = content[key] = dict(old)  # shallow: a record is replaced, never changed
+        if kept:
+            skus[sku] = kept
+        else:
+            skus.pop(sku, None)
+    changed = []
+    for key, skus in sorted(content.items()):
+        before = current.get(key)  # a bucket is copied only for a record that differs
+        version = before.version if before is not None else 0
+        changed.append(Bucket(key, version, skus, encoded(skus)))
+    return changed
 
 
 def full_buckets(stored: Mapping[str, Stored], records: Mapping[str, NodeAtp]) -> list[Bucket]:
@@ -165,6 +174,38 @@ def full_buckets(stored: Mapping[str, Stored], records: Mapping[str, NodeAtp]) -
         if before is None or before.digest != digest(text):
             changed.append(Bucket(key, before.version if before else 0, skus, text))
     return changed
+
+
+class _StoredBucket(msgspec.Struct):
+    key: str
+    version: int
+    value: dict[str, dict[str, int]]
+
+
+class _StoredPage(msgspec.Struct):
+    results: list[_StoredBucket]
+
+
+_PAGE = msgspec.json.Decoder(_StoredPage)
+# Sorted keys, compact: `canonical`'s value (non-ASCII as UTF-8, not `\u` escapes: the same
+# JSON value), at a fraction of its cost; a delta writes thousands of buckets.
+_VALUE = msgspec.json.Encoder(order="sorted")
+
+
+def decode_page(body: bytes) -> list[Bucket]:
+    """The buckets of a Custom Object query page, decoded straight into their typed shape;
+    a page holding any value of another shape is read leniently instead (`from_stored`)."""
+    try:
+        page = _PAGE.decode(body)
+    except msgspec.ValidationError:
+        results = json.loads(body).get("results") or []
+        return [from_stored(obj) for obj in results if isinstance(obj, dict)]
+    return [Bucket(stored.key, stored.version, stored.value) for stored in page.results]
+
+
+def encoded(skus: Mapping[str, Mapping[str, int]]) -> str:
+    """A bucket's value as a delta writes it (the same JSON value as `canonical`)."""
+    return _VALUE.encode(skus).decode()
 
 
 def from_stored(obj: Mapping[str, Any]) -> Bucket:
@@ -207,10 +248,12 @@ class NodeStateStore:
 
         async def read(batch: Sequence[str]) -> None:
             where = f"key in ({', '.join(_quoted(k) for k in batch)})"
-            for obj in await self.ctp.query_custom_objects(
-                self.container, [where], limit=len(batch)
-            ):
-                found[str(obj["key"])] = from_stored(obj)
+            # by id: the order does not matter here, and a sort by key costs the API more
+            body = await self.ctp.query_custom_objects_body(
+                self.container, [where], limit=len(batch), sort="id asc"
+            )
+            for bucket in decode_page(body):
+                found[bucket.key] = bucket
 
         await for_each(list(chunks(keys, KEYS_PER_QUERY)), read, self.concurrency)
         return found

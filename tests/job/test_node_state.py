@@ -8,6 +8,7 @@ per-node ATP between runs and merges, so both give the true sum.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -20,11 +21,15 @@ from job.inventory_reads import fetch_channel_less as fetch_entries
 from job.inventory_reads import read_channel_less_entries as read_all_entries
 from job.nodes import (
     Bucket,
+    NodeStateStore,
     Stored,
     bucket_key,
     canonical,
     container_of,
+    decode_page,
     digest,
+    encoded,
+    from_stored,
     full_buckets,
     merge_delta,
     rebucket,
@@ -101,6 +106,92 @@ def test_rebucketing_writes_only_buckets_that_change_and_a_full_export_drops_the
     (only,) = full_buckets({}, record)
     assert only.skus == {"C": {"STORE01": 2}} and record["C"]["DC01"] == 0
     assert only.text == canonical(only.skus)
+
+
+def same_bucket(count: int) -> list[str]:
+    """`count` SKUs that share one bucket."""
+    by_key: dict[str, list[str]] = {}
+    for index in range(100_000):
+        skus = by_key.setdefault(bucket_key(f"S{index}"), [])
+        skus.append(f"S{index}")
+        if len(skus) == count:
+            return skus
+    raise AssertionError("no bucket holds enough SKUs")
+
+
+def test_a_delta_rewrites_a_bucket_only_for_a_record_that_differs() -> None:
+    a, b, c = same_bucket(3)
+    key = bucket_key(a)
+    stored = {a: {"DC01": 3}, b: {"DC01": 1, "STORE01": 2}}
+    current = {key: Bucket(key, 7, stored)}
+    # unchanged, absent and still absent: nothing to write
+    assert rebucket(current, {a: {"DC01": 3}, c: {"DC01": 0}}) == []
+    (written,) = rebucket(current, {a: {"DC01": 3}, b: {"DC01": 0, "STORE01": 2}, c: {"X": 1}})
+    assert (written.key, written.version) == (key, 7)
+    assert written.skus == {a: {"DC01": 3}, b: {"STORE01": 2}, c: {"X": 1}}
+    assert current[key].skus == stored == {a: {"DC01": 3}, b: {"DC01": 1, "STORE01": 2}}
+    assert json.loads(written.text or "") == written.skus
+    # every node at 0: the record goes; a record stored empty is cleaned up
+    (dropped,) = rebucket(current, {b: {"DC01": 0}})
+    assert dropped.skus == {a: {"DC01": 3}}
+    empty = {key: Bucket(key, 2, {a: {}})}
+    assert [x.skus for x in rebucket(empty, {a: {"DC01": 0}})] == [{}]
+    # a bucket not stored yet is created (version 0), an empty one is not
+    (created,) = rebucket({}, {c: {"X": 1}})
+    assert (created.version, created.skus) == (0, {c: {"X": 1}})
+
+
+def test_a_delta_writes_the_value_a_full_export_would() -> None:
+    skus = {"b": {"Z": 1, "A": 2}, "a": {"x": 4}, 'é"\\': {"n": -3}}
+    text = encoded(skus)
+    assert json.loads(text) == skus
+    assert list(json.loads(text)) == sorted(skus)  # keys sorted, as `canonical` sorts them
+    ascii_only = {"b": {"Z": 1, "A": 2}, "a": {"x": 4}}
+    assert encoded(ascii_only) == canonical(ascii_only)
+
+
+def page(*values: Any) -> bytes:
+    results = [
+        {"key": f"nodes-{index:03x}", "version": index + 1, "value": value}
+        for index, value in enumerate(values)
+    ]
+    return json.dumps({"limit": 100, "count": len(results), "results": results}).encode()
+
+
+def test_stored_buckets_are_decoded_as_they_were_written_and_odd_ones_leniently() -> None:
+    good = page({"A": {"DC01": 3, "STORE01": 4}}, {})
+    assert decode_page(good) == [
+        Bucket("nodes-000", 1, {"A": {"DC01": 3, "STORE01": 4}}),
+        Bucket("nodes-001", 2, {}),
+    ]
+    # a value this job did not write (by hand, another format): what can be read is kept
+    odd = page({"A": {"DC01": 3, "STORE01": "4"}, "B": 5}, {"C": {"DC01": 1.5}})
+    assert decode_page(odd) == [
+        Bucket("nodes-000", 1, {"A": {"DC01": 3}}),
+        Bucket("nodes-001", 2, {"C": {}}),
+    ]
+    assert decode_page(odd) == [from_stored(obj) for obj in json.loads(odd)["results"]]
+
+
+async def test_a_delta_reads_the_buckets_of_its_skus_by_key(
+    ctp: CommercetoolsClient, ct_emulator: CommercetoolsEmulator
+) -> None:
+    store = NodeStateStore(ctp, NODES_CONTAINER, concurrency=2)
+    skus = [f"S{index}" for index in range(300)]
+    keys = sorted({bucket_key(sku) for sku in skus})
+    for index, key in enumerate(keys[::2]):  # half of them stored
+        value = {"S-kept": {"DC01": index}} if index % 3 else {"odd": {"DC01": "x"}}
+        ct_emulator.upsert_custom_object({"container": NODES_CONTAINER, "key": key, "value": value})
+    found = await store.load(skus)
+    assert sorted(found) == keys  # more than one query of KEYS_PER_QUERY
+    for index, key in enumerate(keys):
+        bucket = found[key]
+        if index % 2:
+            assert (bucket.version, bucket.skus) == (0, {})  # absent: empty, to be created
+        elif (index // 2) % 3:
+            assert (bucket.version, bucket.skus) == (1, {"S-kept": {"DC01": index // 2}})
+        else:
+            assert bucket.skus == {"odd": {}}
 
 
 # --- end to end, both readings --------------------------------------------------------------

@@ -673,6 +673,7 @@ async def test_every_path_segment_is_percent_encoded(
         await ctp.get_custom_object(value, value)
         await ctp.delete_custom_object("records", value, version=3)
         await ctp.query_custom_objects(value)
+        await ctp.query_custom_objects_body(value)
         await ctp.get_subscription(value)
         await ctp.update_subscription(value, 1, [])
         await ctp.delete_subscription(value, 1)
@@ -682,6 +683,7 @@ async def test_every_path_segment_is_percent_encoded(
         ("POST", f"/shop/inventory/{encoded}"),
         ("GET", f"/shop/custom-objects/{encoded}/{encoded}"),
         ("DELETE", f"/shop/custom-objects/records/{encoded}"),
+        ("GET", f"/shop/custom-objects/{encoded}"),
         ("GET", f"/shop/custom-objects/{encoded}"),
         ("GET", f"/shop/subscriptions/key={encoded}"),
         ("POST", f"/shop/subscriptions/key={encoded}"),
