@@ -194,6 +194,37 @@ async def test_a_delta_reads_the_buckets_of_its_skus_by_key(
             assert bucket.skus == {"odd": {}}
 
 
+async def test_each_batch_of_buckets_is_written_back_before_the_rest_are_read(
+    ctp: CommercetoolsClient, ct_emulator: CommercetoolsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 1M SKUs a 1% delta reads and rewrites most of the 4,096 buckets: read, merged
+    and written a batch at a time, the old state is never held whole and the reads overlap
+    the writes; and every bucket is saved by the time `merge` returns."""
+    store = NodeStateStore(ctp, NODES_CONTAINER, concurrency=1)
+    rows = {f"S{index}": {"DC01": index + 1} for index in range(300)}
+    events: list[str] = []
+    read, write = ctp.query_custom_objects_body, ctp.graphql
+
+    async def reading(*args: Any, **kwargs: Any) -> bytes:
+        events.append("read")
+        return await read(*args, **kwargs)
+
+    async def writing(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        events.append("write")
+        return await write(*args, **kwargs)
+
+    monkeypatch.setattr(ctp, "query_custom_objects_body", reading)
+    monkeypatch.setattr(ctp, "graphql", writing)
+    merged = await store.merge(rows, "changed", save=True)
+    assert merged == rows
+    assert len(events) > 2 and events == ["read", "write"] * (len(events) // 2)
+    again = await store.load(rows)  # everything saved: read back the same records
+    assert {sku: again[bucket_key(sku)].skus[sku] for sku in rows} == rows
+    events.clear()
+    assert await store.merge(rows, "changed", save=True) == rows
+    assert "write" not in events  # merged again: nothing changes, nothing is written
+
+
 # --- end to end, both readings --------------------------------------------------------------
 
 
