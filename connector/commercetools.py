@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import msgspec
 
 from connector.http import (
     NotFoundError,
@@ -193,7 +194,11 @@ class CommercetoolsClient(UpstreamClient):
         body: dict[str, Any] = {"query": query}
         if variables:
             body["variables"] = variables
-        return dict(await self._json("POST", "/graphql", json=body))
+        # The bytes httpx's `json=` would send (UTF-8, compact), made several times faster:
+        # a batch of the inventory job's node state carries megabytes of escaped JSON.
+        content = msgspec.json.encode(body)
+        headers = {"Content-Type": "application/json"}
+        return dict(await self._json("POST", "/graphql", content=content, headers=headers))
 
     # --- custom objects ---------------------------------------------------------------------
 

@@ -81,6 +81,39 @@ class Stored:
     digest: bytes
 
 
+@dataclass
+class ReadBucket:
+    """A stored bucket as a delta reads it: each SKU's record kept as its JSON text until
+    the delta names that SKU (`record`); the others are written back as they were read. A
+    1% delta at 1M SKUs reads about 250 records of a bucket for the 2 or 3 it changes."""
+
+    key: str
+    version: int = 0  # of the Custom Object; 0 while it does not exist
+    records: dict[str, msgspec.Raw] = field(default_factory=dict)
+
+    def record(self, sku: str) -> NodeAtp | None:
+        """The SKU's stored ATP per node; None when it has no record (or no object)."""
+        raw = self.records.get(sku)
+        if raw is None:
+            return None
+        try:
+            return _RECORD.decode(raw)
+        except msgspec.ValidationError:  # not written by this job: read what can be read
+            nodes = json.loads(bytes(raw))
+            if not isinstance(nodes, dict):
+                return None
+            return {str(n): int(a) for n, a in nodes.items() if isinstance(a, int)}
+
+
+@dataclass(frozen=True)
+class Written:
+    """A bucket a delta writes: its value already serialised."""
+
+    key: str
+    version: int
+    text: str
+
+
 def all_keys() -> list[str]:
     return [f"{KEY_PREFIX}{index:03x}" for index in range(BUCKETS)]
 
@@ -120,34 +153,35 @@ def compact(nodes: Mapping[str, int]) -> NodeAtp:
 
 
 def rebucket(
-    current: Mapping[str, Bucket], records: Mapping[str, Mapping[str, int]]
-) -> list[Bucket]:
+    current: Mapping[str, ReadBucket], records: Mapping[str, Mapping[str, int]]
+) -> list[Written]:
     """The buckets a delta writes: `records` put into the buckets read for them (the other
-    SKUs of those buckets keep theirs). Only buckets whose content changes are returned,
-    their value already serialised.
+    SKUs of those buckets keep theirs, as read). Only buckets whose content changes are
+    returned, their value serialised (sorted keys, as `canonical`).
 
     Compared record by record, and only a bucket that changes is copied: at 1M SKUs a 1%
     delta reads most buckets (about 250 SKUs each) but changes 2 or 3 records in each."""
-    content: dict[str, dict[str, NodeAtp]] = {}
+    content: dict[str, dict[str, msgspec.Raw | NodeAtp]] = {}
     for sku, nodes in records.items():
         key = bucket_key(sku)
         kept = compact(nodes)
-        before = current.get(key)
         skus = content.get(key)
         if skus is None:
-            old = before.skus if before is not None else {}
-            if (old.get(sku) == kept and bool(kept)) or (sku not in old and not kept):
-                continue  # as stored
-            skus = content[key] = dict(old)  # shallow: a record is replaced, never changed
+            before = current.get(key) or ReadBucket(key)
+            if sku in before.records:
+                if kept and before.record(sku) == kept:
+                    continue  # as stored
+            elif not kept:
+                continue  # not stored, nothing to store
+            skus = content[key] = dict(before.records)  # shallow: records are replaced
         if kept:
             skus[sku] = kept
         else:
             skus.pop(sku, None)
     changed = []
     for key, skus in sorted(content.items()):
-        before = current.get(key)  # a bucket is copied only for a record that differs
-        version = before.version if before is not None else 0
-        changed.append(Bucket(key, version, skus, encoded(skus)))
+        read = current.get(key)  # a bucket is copied only for a record that differs
+        changed.append(Written(key, read.version if read is not None else 0, encoded(skus)))
     return changed
 
 
@@ -179,7 +213,7 @@ def full_buckets(stored: Mapping[str, Stored], records: Mapping[str, NodeAtp]) -
 class _StoredBucket(msgspec.Struct):
     key: str
     version: int
-    value: dict[str, dict[str, int]]
+    value: dict[str, msgspec.Raw]
 
 
 class _StoredPage(msgspec.Struct):
@@ -187,23 +221,32 @@ class _StoredPage(msgspec.Struct):
 
 
 _PAGE = msgspec.json.Decoder(_StoredPage)
+_RECORD = msgspec.json.Decoder(dict[str, int])
 # Sorted keys, compact: `canonical`'s value (non-ASCII as UTF-8, not `\u` escapes: the same
 # JSON value), at a fraction of its cost; a delta writes thousands of buckets.
 _VALUE = msgspec.json.Encoder(order="sorted")
 
 
-def decode_page(body: bytes) -> list[Bucket]:
-    """The buckets of a Custom Object query page, decoded straight into their typed shape;
-    a page holding any value of another shape is read leniently instead (`from_stored`)."""
+def decode_page(body: bytes) -> list[ReadBucket]:
+    """The buckets of a Custom Object query page, each record left undecoded; a page whose
+    objects are of another shape is read leniently instead (`from_stored`)."""
     try:
         page = _PAGE.decode(body)
     except msgspec.ValidationError:
         results = json.loads(body).get("results") or []
-        return [from_stored(obj) for obj in results if isinstance(obj, dict)]
-    return [Bucket(stored.key, stored.version, stored.value) for stored in page.results]
+        buckets = [from_stored(obj) for obj in results if isinstance(obj, dict)]
+        return [
+            ReadBucket(b.key, b.version, {sku: _raw(nodes) for sku, nodes in b.skus.items()})
+            for b in buckets
+        ]
+    return [ReadBucket(stored.key, stored.version, stored.value) for stored in page.results]
 
 
-def encoded(skus: Mapping[str, Mapping[str, int]]) -> str:
+def _raw(nodes: NodeAtp) -> msgspec.Raw:
+    return msgspec.Raw(msgspec.json.encode(nodes))
+
+
+def encoded(skus: Mapping[str, msgspec.Raw | Mapping[str, int]]) -> str:
     """A bucket's value as a delta writes it (the same JSON value as `canonical`)."""
     return _VALUE.encode(skus).decode()
 
@@ -241,10 +284,10 @@ class NodeStateStore:
                 if "ConcurrentModification" not in error.codes:  # another run was first
                     raise
 
-    async def load(self, skus: Iterable[str]) -> dict[str, Bucket]:
+    async def load(self, skus: Iterable[str]) -> dict[str, ReadBucket]:
         """The buckets holding these SKUs (absent ones as empty buckets at version 0)."""
         keys = sorted({bucket_key(sku) for sku in skus})
-        found: dict[str, Bucket] = {key: Bucket(key) for key in keys}
+        found: dict[str, ReadBucket] = {key: ReadBucket(key) for key in keys}
 
         async def read(batch: Sequence[str]) -> None:
             where = f"key in ({', '.join(_quoted(k) for k in batch)})"
@@ -299,7 +342,7 @@ class NodeStateStore:
             nonlocal written
             skus = [sku for key in keys for sku in by_key[key]]
             current = await self.load(skus)
-            stored = {sku: current[bucket_key(sku)].skus.get(sku, {}) for sku in skus}
+            stored = {sku: current[bucket_key(sku)].record(sku) or {} for sku in skus}
             part = merge_delta(stored, {sku: rows[sku] for sku in skus}, reading)
             merged.update(part)
             if save:
@@ -324,7 +367,7 @@ class NodeStateStore:
         if failures:
             raise _not_saved(failures, len(buckets))
 
-    async def _write(self, batch: Sequence[Bucket]) -> list[str]:
+    async def _write(self, batch: Sequence[Bucket | Written]) -> list[str]:
         """One request of aliased writes; what failed, one line per bucket."""
         document, variables = save_document(self.container, batch)
         try:
@@ -351,7 +394,7 @@ def _not_saved(failures: Sequence[str], total: int) -> NodeStateError:
     )
 
 
-def save_document(container: str, batch: Sequence[Bucket]) -> tuple[str, dict[str, Any]]:
+def save_document(container: str, batch: Sequence[Bucket | Written]) -> tuple[str, dict[str, Any]]:
     """One aliased mutation per bucket, its draft a variable (`value` is escaped JSON, as
     `CustomObjectDraft` says; version 0: create only if absent)."""
     declared = ", ".join(f"$d{i}: CustomObjectDraft!" for i in range(len(batch)))
@@ -362,12 +405,18 @@ def save_document(container: str, batch: Sequence[Bucket]) -> tuple[str, dict[st
         f"d{i}": {
             "container": container,
             "key": bucket.key,
-            "value": bucket.text if bucket.text is not None else canonical(bucket.skus),
+            "value": _value(bucket),
             "version": bucket.version,
         }
         for i, bucket in enumerate(batch)
     }
     return f"mutation SaveNodeState({declared}) {{\n{fields}\n}}", variables
+
+
+def _value(bucket: Bucket | Written) -> str:
+    if isinstance(bucket, Written) or bucket.text is not None:
+        return bucket.text or ""
+    return canonical(bucket.skus)
 
 
 def _quoted(text: str) -> str:
