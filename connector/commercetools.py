@@ -230,7 +230,11 @@ class CommercetoolsClient(UpstreamClient):
         body: dict[str, Any] = {"query": query}
         if variables:
             body["variables"] = variables
-        return dict(await self._json("POST", "/graphql", json=body))
+        # The bytes httpx's `json=` would send (UTF-8, compact), made several times faster:
+        # a batch of the inventory job's node state carries megabytes of escaped JSON.
+        content = msgspec.json.encode(body)
+        headers = {"Content-Type": "application/json"}
+        return dict(await self._json("POST", "/graphql", content=content, headers=headers))
 
     # --- custom objects ---------------------------------------------------------------------
 
@@ -268,11 +272,21 @@ class CommercetoolsClient(UpstreamClient):
         limit: int = 100,
         sort: str = "key asc",
     ) -> list[dict[str, Any]]:
-        params: list[tuple[str, str | int]] = [("limit", limit), ("sort", sort)]
-        params += [("where", w) for w in where]
-        params.append(("withTotal", "false"))
-        page = await self._json("GET", f"/custom-objects/{segment(container)}", params=params)
+        path, params = _custom_object_query(container, where, limit, sort)
+        page = await self._json("GET", path, params=params)
         return list(page.get("results", []))
+
+    async def query_custom_objects_body(
+        self,
+        container: str,
+        where: Sequence[str] = (),
+        limit: int = 100,
+        sort: str = "key asc",
+    ) -> bytes:
+        """`query_custom_objects`' page as the bytes of its JSON body: a caller that reads
+        megabytes of values decodes them into its own typed structures in one pass."""
+        path, params = _custom_object_query(container, where, limit, sort)
+        return (await self.send("GET", f"{self.project_url}{path}", params=params)).content
 
     # --- subscriptions -----------------------------------------------------------------------
 
@@ -302,3 +316,12 @@ def _custom_object_path(container: str, key: str) -> str:
 
 def _expand(paths: Sequence[str]) -> list[tuple[str, str]]:
     return [("expand", path) for path in paths]
+
+
+def _custom_object_query(
+    container: str, where: Sequence[str], limit: int, sort: str
+) -> tuple[str, list[tuple[str, str | int]]]:
+    params: list[tuple[str, str | int]] = [("limit", limit), ("sort", sort)]
+    params += [("where", w) for w in where]
+    params.append(("withTotal", "false"))
+    return f"/custom-objects/{segment(container)}", params

@@ -55,11 +55,8 @@ from job.lease import Lease, minimum_duration
 from job.locations import parse_location_map, plan_channels, read_locations
 from job.nodes import (
     NodeStateStore,
-    bucket_key,
     container_of,
     full_buckets,
-    merge_delta,
-    rebucket,
     table_buckets,
 )
 from job.plan import (
@@ -589,22 +586,21 @@ class InventorySync:
 
         A delta's rows merge into the kept state (job/nodes.py: right whether a delta holds
         only the changed (product, node) rows or every node of a changed product), and the
-        SKU's aggregate is the sum of the merged nodes, not of the delta's rows. A full
-        export replaces the whole state. Saved before anything is written: it is NewStore's
+        SKU's aggregate is the sum of the merged nodes, not of the delta's rows (a delta's
+        buckets are read, merged and written back batch by batch: `NodeStateStore.merge`). A
+        full export replaces the whole state. Saved before anything is written: it is NewStore's
         state, whatever the writes do; if it cannot be saved the run fails (503) and nothing
         is written, so the kept state never lags behind the cursor."""
         rows = snapshot.nodes or {}
         if snapshot.delta:
-            current = await self.nodes.load(rows)
-            stored = {sku: current[bucket_key(sku)].skus.get(sku, {}) for sku in rows}
-            merged = merge_delta(stored, rows, self.settings.delta_rows)
-            changed = rebucket(current, merged)
+            merged = await self.nodes.merge(rows, self.settings.delta_rows, save)
             snapshot.nodes = merged
             # SKUs outside the delta's rows (kept failing ones retried, job/failing.py) keep
             # the quantity they were given.
             totals = {sku: sum(nodes.values()) for sku, nodes in merged.items()}
             snapshot.atp = {**snapshot.atp, **totals}
-        elif snapshot.table is not None:
+            return
+        if snapshot.table is not None:
             if save:  # a bucket at a time: never the whole state as dicts (job/nodes.py)
                 kept = await self.nodes.load_all()
                 buckets = table_buckets(kept, snapshot.table)
@@ -613,12 +609,10 @@ class InventorySync:
                 await self.nodes.mark_ready()
             snapshot.table.drop_rows()
             return
-        else:
-            changed = full_buckets(await self.nodes.load_all(), rows)
+        changed = full_buckets(await self.nodes.load_all(), rows)
         if save:
             await self.nodes.save(changed)
-            if not snapshot.delta:
-                await self.nodes.mark_ready()
+            await self.nodes.mark_ready()
 
 
 def _export_table(source: StockSource) -> StockTable | None:

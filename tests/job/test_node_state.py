@@ -8,8 +8,10 @@ per-node ATP between runs and merges, so both give the true sum.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
+import msgspec
 import pytest
 
 import job.sync as job_sync
@@ -20,11 +22,16 @@ from job.inventory_reads import fetch_channel_less as fetch_entries
 from job.inventory_reads import read_channel_less_entries as read_all_entries
 from job.nodes import (
     Bucket,
+    NodeStateStore,
+    ReadBucket,
     Stored,
     bucket_key,
     canonical,
     container_of,
+    decode_page,
     digest,
+    encoded,
+    from_stored,
     full_buckets,
     merge_delta,
     rebucket,
@@ -87,7 +94,7 @@ def test_a_delta_of_whole_products_replaces_them_when_declared() -> None:
 
 def test_rebucketing_writes_only_buckets_that_change_and_a_full_export_drops_the_rest() -> None:
     key_a, key_b = bucket_key("A"), bucket_key("B")
-    current = {key_a: Bucket(key_a, 3, {"A": {"DC01": 3}})}
+    current = {key_a: read_bucket(key_a, 3, {"A": {"DC01": 3}})}
     assert rebucket(current, {"A": {"DC01": 3}}) == []
     stored = {key_a: Stored(3, digest(canonical({"A": {"DC01": 3}})))}
     assert full_buckets(stored, {"A": {"DC01": 3}}) == []  # unchanged: not rewritten
@@ -101,6 +108,139 @@ def test_rebucketing_writes_only_buckets_that_change_and_a_full_export_drops_the
     (only,) = full_buckets({}, record)
     assert only.skus == {"C": {"STORE01": 2}} and record["C"]["DC01"] == 0
     assert only.text == canonical(only.skus)
+
+
+def read_bucket(key: str, version: int, skus: dict[str, dict[str, int]]) -> ReadBucket:
+    return ReadBucket(
+        key, version, {s: msgspec.Raw(json.dumps(r).encode()) for s, r in skus.items()}
+    )
+
+
+def records_of(bucket: ReadBucket) -> dict[str, dict[str, int]]:
+    """What the bucket holds for a delta: a record that is no object counts as none."""
+    found = {sku: bucket.record(sku) for sku in bucket.records}
+    return {sku: record for sku, record in found.items() if record is not None}
+
+
+def same_bucket(count: int) -> list[str]:
+    """`count` SKUs that share one bucket."""
+    by_key: dict[str, list[str]] = {}
+    for index in range(100_000):
+        skus = by_key.setdefault(bucket_key(f"S{index}"), [])
+        skus.append(f"S{index}")
+        if len(skus) == count:
+            return skus
+    raise AssertionError("no bucket holds enough SKUs")
+
+
+def test_a_delta_rewrites_a_bucket_only_for_a_record_that_differs() -> None:
+    a, b, c = same_bucket(3)
+    key = bucket_key(a)
+    stored = {a: {"DC01": 3}, b: {"DC01": 1, "STORE01": 2}}
+    current = {key: read_bucket(key, 7, stored)}
+    # unchanged, absent and still absent: nothing to write
+    assert rebucket(current, {a: {"DC01": 3}, c: {"DC01": 0}}) == []
+    (written,) = rebucket(current, {a: {"DC01": 3}, b: {"DC01": 0, "STORE01": 2}, c: {"X": 1}})
+    assert (written.key, written.version) == (key, 7)
+    assert json.loads(written.text) == {a: {"DC01": 3}, b: {"STORE01": 2}, c: {"X": 1}}
+    assert records_of(current[key]) == stored == {a: {"DC01": 3}, b: {"DC01": 1, "STORE01": 2}}
+    # every node at 0: the record goes; a record stored empty is cleaned up
+    (dropped,) = rebucket(current, {b: {"DC01": 0}})
+    assert json.loads(dropped.text) == {a: {"DC01": 3}}
+    empty = {key: read_bucket(key, 2, {a: {}})}
+    assert [json.loads(x.text) for x in rebucket(empty, {a: {"DC01": 0}})] == [{}]
+    # a bucket not stored yet is created (version 0), an empty one is not
+    (created,) = rebucket({}, {c: {"X": 1}})
+    assert (created.version, json.loads(created.text)) == (0, {c: {"X": 1}})
+    # the records a delta does not name are written back as they were read
+    odd = {key: ReadBucket(key, 4, {a: msgspec.Raw(b'{"DC01":"x"}')})}
+    (kept,) = rebucket(odd, {c: {"X": 1}})
+    assert kept.text == encoded({a: {"DC01": "x"}, c: {"X": 1}})  # type: ignore[dict-item]
+
+
+def test_a_delta_writes_the_value_a_full_export_would() -> None:
+    skus = {"b": {"Z": 1, "A": 2}, "a": {"x": 4}, 'é"\\': {"n": -3}}
+    text = encoded(skus)
+    assert json.loads(text) == skus
+    assert list(json.loads(text)) == sorted(skus)  # keys sorted, as `canonical` sorts them
+    ascii_only = {"b": {"Z": 1, "A": 2}, "a": {"x": 4}}
+    assert encoded(ascii_only) == canonical(ascii_only)
+
+
+def page(*values: Any) -> bytes:
+    results = [
+        {"key": f"nodes-{index:03x}", "version": index + 1, "value": value}
+        for index, value in enumerate(values)
+    ]
+    return json.dumps({"limit": 100, "count": len(results), "results": results}).encode()
+
+
+def test_stored_buckets_are_decoded_as_they_were_written_and_odd_ones_leniently() -> None:
+    good = page({"A": {"DC01": 3, "STORE01": 4}}, {})
+    assert [(b.key, b.version, records_of(b)) for b in decode_page(good)] == [
+        ("nodes-000", 1, {"A": {"DC01": 3, "STORE01": 4}}),
+        ("nodes-001", 2, {}),
+    ]
+    # a record this job did not write (by hand, another format): what can be read is kept
+    odd = page({"A": {"DC01": 3, "STORE01": "4"}, "B": 5}, {"C": {"DC01": 1.5}})
+    assert [records_of(b) for b in decode_page(odd)] == [{"A": {"DC01": 3}}, {"C": {}}]
+    expected = [from_stored(obj).skus for obj in json.loads(odd)["results"]]
+    assert [records_of(b) for b in decode_page(odd)] == expected
+    # a value that is no object at all: the page is read leniently
+    (empty, fine) = decode_page(page("not an object", {"D": {"DC01": 2}}))
+    assert (records_of(empty), records_of(fine)) == ({}, {"D": {"DC01": 2}})
+
+
+async def test_a_delta_reads_the_buckets_of_its_skus_by_key(
+    ctp: CommercetoolsClient, ct_emulator: CommercetoolsEmulator
+) -> None:
+    store = NodeStateStore(ctp, NODES_CONTAINER, concurrency=2)
+    skus = [f"S{index}" for index in range(300)]
+    keys = sorted({bucket_key(sku) for sku in skus})
+    for index, key in enumerate(keys[::2]):  # half of them stored
+        value = {"S-kept": {"DC01": index}} if index % 3 else {"odd": {"DC01": "x"}}
+        ct_emulator.upsert_custom_object({"container": NODES_CONTAINER, "key": key, "value": value})
+    found = await store.load(skus)
+    assert sorted(found) == keys  # more than one query of KEYS_PER_QUERY
+    for index, key in enumerate(keys):
+        bucket = found[key]
+        if index % 2:
+            assert (bucket.version, records_of(bucket)) == (0, {})  # absent: to be created
+        elif (index // 2) % 3:
+            assert (bucket.version, records_of(bucket)) == (1, {"S-kept": {"DC01": index // 2}})
+        else:
+            assert records_of(bucket) == {"odd": {}}
+
+
+async def test_each_batch_of_buckets_is_written_back_before_the_rest_are_read(
+    ctp: CommercetoolsClient, ct_emulator: CommercetoolsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 1M SKUs a 1% delta reads and rewrites most of the 4,096 buckets: read, merged
+    and written a batch at a time, the old state is never held whole and the reads overlap
+    the writes; and every bucket is saved by the time `merge` returns."""
+    store = NodeStateStore(ctp, NODES_CONTAINER, concurrency=1)
+    rows = {f"S{index}": {"DC01": index + 1} for index in range(300)}
+    events: list[str] = []
+    read, write = ctp.query_custom_objects_body, ctp.graphql
+
+    async def reading(*args: Any, **kwargs: Any) -> bytes:
+        events.append("read")
+        return await read(*args, **kwargs)
+
+    async def writing(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        events.append("write")
+        return await write(*args, **kwargs)
+
+    monkeypatch.setattr(ctp, "query_custom_objects_body", reading)
+    monkeypatch.setattr(ctp, "graphql", writing)
+    merged = await store.merge(rows, "changed", save=True)
+    assert merged == rows
+    assert len(events) > 2 and events == ["read", "write"] * (len(events) // 2)
+    again = await store.load(rows)  # everything saved: read back the same records
+    assert {sku: again[bucket_key(sku)].record(sku) for sku in rows} == rows
+    events.clear()
+    assert await store.merge(rows, "changed", save=True) == rows
+    assert "write" not in events  # merged again: nothing changes, nothing is written
 
 
 # --- end to end, both readings --------------------------------------------------------------

@@ -673,6 +673,7 @@ async def test_every_path_segment_is_percent_encoded(
         await ctp.get_custom_object(value, value)
         await ctp.delete_custom_object("records", value, version=3)
         await ctp.query_custom_objects(value)
+        await ctp.query_custom_objects_body(value)
         await ctp.get_subscription(value)
         await ctp.update_subscription(value, 1, [])
         await ctp.delete_subscription(value, 1)
@@ -682,6 +683,7 @@ async def test_every_path_segment_is_percent_encoded(
         ("POST", f"/shop/inventory/{encoded}"),
         ("GET", f"/shop/custom-objects/{encoded}/{encoded}"),
         ("DELETE", f"/shop/custom-objects/records/{encoded}"),
+        ("GET", f"/shop/custom-objects/{encoded}"),
         ("GET", f"/shop/custom-objects/{encoded}"),
         ("GET", f"/shop/subscriptions/key={encoded}"),
         ("POST", f"/shop/subscriptions/key={encoded}"),
@@ -731,3 +733,20 @@ async def test_ctp_delete_custom_object(ctp: CommercetoolsClient) -> None:
 
     assert raised.value.codes == ["ConcurrentModification"]
     assert [c.request.url.params.get("version") for c in delete.calls] == ["2", None, "2"]
+
+
+async def test_a_graphql_body_is_the_json_httpx_would_send(ctp_settings) -> None:
+    """Encoded with msgspec for speed, byte for byte what `json=` sends: UTF-8, compact,
+    every string escaped (a quote, a backslash, control characters, U+2028)."""
+    seen: list[httpx.Request] = []
+    variables = {"s": 'é"\\\n\t\x01\u2028/<>', "n": -3, "l": [True, None, {"a": 1}]}
+    async with recording_ctp(ctp_settings, seen) as ctp:
+        await ctp.graphql("query Q($s: String) { x }", variables)
+    (request,) = seen
+    expected = httpx.Request(
+        "POST",
+        "https://x.invalid",
+        json={"query": "query Q($s: String) { x }", "variables": variables},
+    )
+    assert request.content == expected.content
+    assert request.headers["content-type"] == "application/json"
