@@ -14,8 +14,8 @@ is dropped at once; under `changed` (the default) it is dropped when NewStore se
 ATP 0, or at the next full export, which replaces every record.
 
 Where it lives, and why (docs/inventory.md, "Per-node state"): Custom Objects in the
-container `<INVENTORY_LEASE_CONTAINER>-nodes`, one per bucket of SKUs (65,536 buckets by a
-stable hash of the SKU, key `nodes-<4 hex digits>`), value `{sku: {node: atp}}`. Not on the entries
+container `<INVENTORY_LEASE_CONTAINER>-nodes`, one per bucket of SKUs (4,096 buckets by a
+stable hash of the SKU, key `nodes-<hex>`), value `{sku: {node: atp}}`. Not on the entries
 themselves: in the default `aggregate` mode there is no per-node entry, a custom field would
 need a Type (and the `manage_types` scope) and rewrite every entry once; and a record per
 SKU would cost a request per changed SKU. A delta reads only the buckets of its SKUs (100
@@ -46,18 +46,11 @@ from job.stocktable import StockTable, unpacked
 DeltaRows = Literal["changed", "product"]
 NodeAtp = dict[str, int]  # fulfillment node id -> ATP
 
-# Many small buckets, not a few large ones: a delta's cost is the bytes of the buckets its
-# SKUs fall in. At 1M SKUs a 1% delta touched ~3,700 of 4,096 buckets of ~250 SKUs (55 MB
-# each way); over 65,536 buckets of ~15 it touches ~9,300, 7 times fewer bytes, for 16 times
-# the keys of a full export (656 queries and at most 656 writes of 100, side by side).
-BUCKETS = 65536
+BUCKETS = 4096
 KEY_PREFIX = "nodes-"
 # Written once a full export's records are saved: until then a delta cannot be merged into
-# anything, and the run makes a full export instead. It names the layout: state written
-# under another bucket count (the marker `ready`: 4,096 buckets, `nodes-<3 hex digits>`) is
-# never read as this one; the first run after an upgrade makes a full export. The 4,096 old
-# objects are then left unread (docs/inventory.md, "Per-node state", says how to delete them).
-READY_KEY = f"ready-{BUCKETS}"
+# anything, and the run makes a full export instead.
+READY_KEY = "ready"
 KEYS_PER_QUERY = 100
 WRITE_BATCH = 100  # buckets per GraphQL request
 
@@ -73,7 +66,7 @@ def bucket_index(sku: str) -> int:
 
 
 def key_of(index: int) -> str:
-    return f"{KEY_PREFIX}{index:04x}"
+    return f"{KEY_PREFIX}{index:03x}"
 
 
 def container_of(lease_container: str) -> str:
