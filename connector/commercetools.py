@@ -167,10 +167,7 @@ class CommercetoolsClient(UpstreamClient):
 
         `withTotal=false`: counting is the expensive part of a query and paging by id cursor
         does not need it."""
-        params: list[tuple[str, str | int]] = [("limit", limit), ("sort", sort)]
-        params += [("where", w) for w in where]
-        params.append(("withTotal", "false"))
-        page = await self._json("GET", "/inventory", params=params)
+        page = await self._json("GET", "/inventory", params=_page_params(where, limit, sort))
         return list(page.get("results", []))
 
     async def query_inventory_rows(
@@ -179,9 +176,7 @@ class CommercetoolsClient(UpstreamClient):
         """`query_inventory`, decoded to the few fields a bulk read needs (`InventoryRow`):
         at a million entries, building every field of every entry as dicts cost seconds of
         CPU and hundreds of MB."""
-        params: list[tuple[str, str | int]] = [("limit", limit), ("sort", sort)]
-        params += [("where", w) for w in where]
-        params.append(("withTotal", "false"))
+        params = _page_params(where, limit, sort)
         response = await self.send("GET", f"{self.project_url}/inventory", params=params)
         try:
             return _decode_inventory_page(response.content).results
@@ -325,3 +320,12 @@ def _custom_object_query(
     params += [("where", w) for w in where]
     params.append(("withTotal", "false"))
     return f"/custom-objects/{segment(container)}", params
+
+
+def _page_params(where: Sequence[str], limit: int, sort: str) -> list[tuple[str, str | int]]:
+    """A query page's parameters; repeated `where` predicates are ANDed. `withTotal=false`:
+    counting is the expensive part of a query and paging by id cursor does not need it."""
+    params: list[tuple[str, str | int]] = [("limit", limit), ("sort", sort)]
+    params += [("where", w) for w in where]
+    params.append(("withTotal", "false"))
+    return params
