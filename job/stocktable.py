@@ -87,7 +87,7 @@ class StockTable:
         self._entry_ids = bytearray()  # 16 bytes a position: the entry's id as a UUID
         self._other_ids: dict[int, str] = {}  # ids that are not lowercase UUIDs
         # per row of the export: its SKU's position, and its node and ATP packed into one
-        # 64-bit value (`packed`, `unpacked`: 12 bytes a row, not 16); dropped once the
+        # 64-bit value (`unpacked`: 12 bytes a row, not 16); dropped once the
         # per-node state is saved (`drop_rows`)
         self.row_skus = array("i")
         self.row_values = array("q")
@@ -99,9 +99,6 @@ class StockTable:
         self.rows = 0
         self.rows_without_key = 0
         self.duplicate_rows = 0
-
-    def __len__(self) -> int:
-        return len(self.index)
 
     def position(self, sku: str) -> int:
         found = self.index.get(sku)
@@ -126,29 +123,12 @@ class StockTable:
 
     # --- NewStore's side --------------------------------------------------------------------
 
-    def add_row(self, key: str, product_id: Any, node_id: str, atp: int) -> None:
-        """One stock row. A (product, node) already seen is counted and skipped in the
-        exact mode; otherwise its identity is only recorded (8 bytes), for `repeated_rows`."""
-        identity = hash((product_id or key, node_id))
-        seen = self._seen
-        if seen is None:
-            self._identities[identity & PARTITION_MASK].append(identity)
-        elif identity in seen:
-            self.duplicate_rows += 1
-            return
-        else:
-            seen.add(identity)
-        position = self.position(key)
-        self.rows += 1
-        self.totals[position] += atp
-        self.exported[position] = 1
-        self.row_skus.append(position)
-        self.row_values.append(packed(self.node(node_id), atp))
-
     def add_export_rows(self, batch: Iterable[ExportRowLike], by_sku: bool) -> None:
-        """`add_row` for each row of an export batch whose key is a non-empty string (the
-        first SKU its identifiers name, or its product id), the others counted: the hot
-        path of a 3M-row export, so written out once with everything in locals."""
+        """Each row of an export batch whose key is a non-empty string (the first SKU its
+        identifiers name, or its product id); the others are counted. A (product, node)
+        already seen is counted and skipped in the exact mode (`restart_stock`); otherwise
+        its identity is only recorded (8 bytes), for `repeated_rows`. The hot path of a
+        3M-row export: written once, everything in locals."""
         index, totals, exported = self.index, self.totals, self.exported
         row_skus, row_values = self.row_skus, self.row_values
         identities, seen, node_index = self._identities, self._seen, self._node_index
@@ -237,19 +217,9 @@ class StockTable:
 
     # --- commercetools' side ----------------------------------------------------------------
 
-    def add_entry(self, sku: str, entry_id: str, version: int, quantity: int) -> None:
-        position = self.position(sku)
-        self.versions[position] = version
-        self.quantities[position] = quantity
-        if _UUID.fullmatch(entry_id):
-            start = position * 16
-            self._entry_ids[start : start + 16] = bytes.fromhex(entry_id.replace("-", ""))
-        else:
-            self._other_ids[position] = entry_id
-
     def add_entries(self, rows: Iterable[InventoryRowLike]) -> None:
-        """`add_entry` for each channel-less row of an inventory page (1M at a million
-        SKUs: written out once, with everything in locals)."""
+        """Each channel-less row of an inventory page (1M at a million SKUs: written once,
+        everything in locals); a channel's row is never taken, whatever the query asked."""
         index, versions, quantities = self.index, self.versions, self.quantities
         entry_ids, other_ids, position_of = self._entry_ids, self._other_ids, self.position
         uuid, fromhex = _UUID.fullmatch, bytes.fromhex
@@ -280,12 +250,6 @@ class StockTable:
             return other
         text = self._entry_ids[position * 16 : position * 16 + 16].hex()
         return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
-
-
-def packed(node: int, atp: int) -> int:
-    if not -ATP_LIMIT <= atp < ATP_LIMIT:
-        raise ValueError(f"an ATP of {atp} is not a stock level")
-    return node << ATP_BITS | atp & ATP_MASK
 
 
 def unpacked(value: int) -> tuple[int, int]:

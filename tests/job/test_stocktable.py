@@ -3,19 +3,24 @@ dicts do: the same plan as `plan_sync`, the same per-node buckets as `full_bucke
 
 from __future__ import annotations
 
+import io
+import json
 import uuid
+from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from connector.commercetools import InventoryRow
+from job.export import ExportFailed, ExportRow, read_export_file
 from job.nodes import Stored, canonical, digest, full_buckets, table_buckets
 from job.plan import Entry, plan_sync, skus_without_entry
 from job.stocktable import (
     ATP_LIMIT,
     MAX_NODES,
     StockTable,
-    packed,
     plan_table,
     table_entries,
     unpacked,
@@ -33,6 +38,24 @@ entries = st.dictionaries(
 )
 
 
+def export_rows(*rows: tuple[str, str | None, str, int]) -> list[ExportRow]:
+    """Rows as an export file holds them (the SKU in the external identifiers)."""
+    shaped = [
+        {
+            "product_id": product,
+            "fulfillment_node_id": node,
+            "atp": atp,
+            "external_identifiers": [{"identifiers": {"sku": sku}}],
+        }
+        for sku, product, node, atp in rows
+    ]
+    return msgspec.convert(shaped, list[ExportRow])
+
+
+def page_of(found: dict[str, tuple[str, int, int]]) -> list[InventoryRow]:
+    return [InventoryRow(entry_id, v, sku, q) for sku, (entry_id, v, q) in found.items()]
+
+
 def table_of(
     stock: list[tuple[str, str | None, str, int]],
     found: dict[str, tuple[str, int, int]],
@@ -41,16 +64,11 @@ def table_of(
     """Both reads fill one table, in either order (they run side by side)."""
     table = StockTable()
     unique = {(row[1] or row[0], row[2]): row for row in stock}  # (product, node) once
-
-    def add_stock() -> None:
-        for sku, product, node, atp in unique.values():
-            table.add_row(sku, product, node, atp)
-
-    def add_entries() -> None:
-        for sku, (entry_id, version, quantity) in found.items():
-            table.add_entry(sku, entry_id, version, quantity)
-
-    for step in (add_entries, add_stock) if entries_first else (add_stock, add_entries):
+    steps = [
+        lambda: table.add_export_rows(export_rows(*unique.values()), by_sku=True),
+        lambda: table.add_entries(page_of(found)),
+    ]
+    for step in reversed(steps) if entries_first else steps:
         step()
     return table
 
@@ -93,56 +111,50 @@ def test_the_table_buckets_exactly_as_the_dicts(
 
 def test_a_repeated_row_is_found_and_an_exact_reread_counts_it_once() -> None:
     table = StockTable()
-    table.add_entry("SKU-1", str(uuid.uuid4()), 3, 9)
-    for _ in range(2):
-        table.add_row("SKU-1", "P1", "DC01", 4)
+    table.add_entries(page_of({"SKU-1": (str(uuid.uuid4()), 3, 9)}))
+    twice = export_rows(("SKU-1", "P1", "DC01", 4), ("SKU-1", "P1", "DC01", 4))
+    table.add_export_rows(twice, by_sku=True)
     assert table.repeated_rows()
     table.restart_stock()
-    for _ in range(2):
-        table.add_row("SKU-1", "P1", "DC01", 4)
+    table.add_export_rows(twice, by_sku=True)
     assert (dict(table.totals_view()), table.rows, table.duplicate_rows) == ({"SKU-1": 4}, 1, 1)
     assert table_entries(table, ["SKU-1"])["SKU-1"].version == 3  # the entries stay
 
 
 def test_skus_only_commercetools_has_are_not_totals() -> None:
     table = StockTable()
-    table.add_entry("SKU-ct", "e1", 1, 5)
-    table.add_row("SKU-ns", "P1", "DC01", 2)
+    table.add_entries(page_of({"SKU-ct": ("e1", 1, 5)}))
+    table.add_export_rows(export_rows(("SKU-ns", "P1", "DC01", 2)), by_sku=True)
     totals = table.totals_view()
     assert dict(totals) == {"SKU-ns": 2} and len(totals) == 1 and "SKU-ct" not in totals
 
 
-def test_node_and_atp_share_a_row_value_exactly_and_refuse_what_does_not_fit() -> None:
-    for node, atp in [(0, 0), (5, -1), (MAX_NODES - 1, ATP_LIMIT - 1), (3, -ATP_LIMIT)]:
-        assert unpacked(packed(node, atp)) == (node, atp)
-    for atp in (ATP_LIMIT, -ATP_LIMIT - 1):
-        with pytest.raises(ValueError, match="not a stock level"):
-            packed(0, atp)
+def test_node_and_atp_share_a_row_value_exactly() -> None:
+    """The extremes that fit 48 signed bits come back whole, at any node number."""
+    table = StockTable()
+    extremes = [ATP_LIMIT - 1, -ATP_LIMIT, -1, 0]
+    rows = [(f"S{i}", f"P{i}", f"N{i}", atp) for i, atp in enumerate(extremes)]
+    table.add_export_rows(export_rows(*rows), by_sku=True)
+    assert table.node_records() == {sku: {node: atp} for sku, _, node, atp in rows}
+    assert [unpacked(v)[0] for v in table.row_values] == [0, 1, 2, 3]
+    assert unpacked((MAX_NODES - 1) << 48 | 5) == (MAX_NODES - 1, 5)
 
 
-def test_an_export_row_beyond_any_stock_level_makes_the_file_unreadable() -> None:
-    import io
-    import json
-
-    from job.export import ExportFailed, read_export_file
-
-    row = {"product_id": "P1", "fulfillment_node_id": "A", "atp": ATP_LIMIT}
+@pytest.mark.parametrize("atp", [ATP_LIMIT, -ATP_LIMIT - 1])
+def test_an_export_row_beyond_any_stock_level_makes_the_file_unreadable(atp: int) -> None:
+    row: dict[str, Any] = {"product_id": "P1", "fulfillment_node_id": "A", "atp": atp}
     with pytest.raises(ExportFailed, match="not a stock level"):
         read_export_file(io.BytesIO(json.dumps([row]).encode()), "product_id")
 
 
 @settings(max_examples=100, deadline=None)
 @given(found=entries, channel=st.sets(skus))
-def test_a_page_of_entries_fills_the_table_as_one_entry_at_a_time(
+def test_a_page_of_entries_never_takes_a_channel_entry(
     found: dict[str, tuple[str, int, int]], channel: set[str]
 ) -> None:
-    """Channel entries are never taken (a query mistake must not make the job write one)."""
-    from connector.commercetools import InventoryRow
-
-    page = [InventoryRow(e[0], e[1], sku, e[2]) for sku, e in found.items()]
+    """A query mistake must never make the job write an entry that belongs to a channel."""
+    page = page_of(found)
     page += [InventoryRow("c", 1, sku, 99, {"typeId": "channel", "id": "x"}) for sku in channel]
-    one_by_one, paged = StockTable(), StockTable()
-    for sku, (entry_id, version, quantity) in found.items():
-        one_by_one.add_entry(sku, entry_id, version, quantity)
-    paged.add_entries(page)
-    assert table_entries(paged, paged.index) == table_entries(one_by_one, one_by_one.index)
+    table = StockTable()
+    table.add_entries(page)
+    assert table_entries(table, table.index) == {sku: Entry(*e) for sku, e in found.items()}
