@@ -883,3 +883,11 @@ def test_bodies_json_loads_refuses_are_refused_with_its_error(raw: bytes | str) 
 def test_custom_object_values_lose_their_null_fields_at_every_depth() -> None:
     value = {"a": None, "b": {"c": None, "d": [None, {"e": None, "f": 1}, [None]]}, "g": 0}
     assert strip_nulls(value) == {"b": {"d": [None, {"f": 1}, [None]]}, "g": 0}
+
+
+def test_values_without_nulls_are_kept_and_a_null_spelled_in_a_string_changes_nothing() -> None:
+    plain = {"nodes-001": {"SKU-1": {"DC01": 3, "STORE01": 4}}, "list": [1, "x"]}
+    assert strip_nulls(plain) == plain
+    spelled = {"note": "null", "gone": None, "deep": [{"also": None, "kept": "null"}]}
+    assert strip_nulls(spelled) == {"note": "null", "deep": [{"kept": "null"}]}
+    assert strip_nulls([None, {"a": None}]) == [None, {}]
