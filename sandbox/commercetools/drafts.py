@@ -76,12 +76,21 @@ def require_int(data: Json, name: str, *, required: bool = True) -> int | None:
 
 def strip_nulls(value: Any) -> Any:
     """Custom Object values do not keep fields set to null (documented)."""
-    if isinstance(value, dict | list) and b"null" not in msgspec.json.encode(value):
+    if isinstance(value, dict | list) and b"null" not in _encoded(value):
         # Nothing to strip (a `null` inside a string only takes the long way): encoding a
         # value of thousands of SKUs in C is far cheaper than rebuilding it in Python, and
         # the inventory job's node state is megabytes of values without a null.
         return value
     return _without_nulls(value)
+
+
+def _encoded(value: Any) -> bytes:
+    """The value as msgspec writes it, or `null` for one it cannot write (a lone surrogate,
+    which `json_loads` accepts as json.loads does): that one takes the long way."""
+    try:
+        return msgspec.json.encode(value)
+    except (UnicodeEncodeError, msgspec.EncodeError, TypeError, OverflowError):
+        return b"null"
 
 
 def _without_nulls(value: Any) -> Any:

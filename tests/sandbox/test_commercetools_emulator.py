@@ -891,3 +891,5 @@ def test_values_without_nulls_are_kept_and_a_null_spelled_in_a_string_changes_no
     spelled = {"note": "null", "gone": None, "deep": [{"also": None, "kept": "null"}]}
     assert strip_nulls(spelled) == {"note": "null", "deep": [{"kept": "null"}]}
     assert strip_nulls([None, {"a": None}]) == [None, {}]
+    # a lone surrogate (accepted, as json.loads accepts it) cannot be encoded: the long way
+    assert strip_nulls({"s": "\ud83d", "gone": None}) == {"s": "\ud83d"}
